@@ -1,0 +1,222 @@
+"""The data model. Every row belongs to a workspace so tenants need no later rewrite."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+DEFAULT_WORKSPACE_ID = 1
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only auto-increments INTEGER keys
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+def _workspace() -> Mapped[int]:
+    return mapped_column(ForeignKey("workspaces.id"), default=DEFAULT_WORKSPACE_ID, index=True)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email"),
+        Index("ix_contacts_workspace_phone", "workspace_id", "phone"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stopped_reason: Mapped[str | None] = mapped_column(String(32))
+    stopped_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LeadGroup(Base):
+    __tablename__ = "lead_groups"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class LeadGroupMember(Base):
+    __tablename__ = "lead_group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("lead_groups.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Suppression(Base):
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "value"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Sender(Base):
+    __tablename__ = "senders"
+    __table_args__ = (UniqueConstraint("workspace_id", "channel", "address"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(320))
+    provider: Mapped[str] = mapped_column(String(32))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    daily_limit: Mapped[int]
+    sends_today: Mapped[int] = mapped_column(default=0)
+    quota_day: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    paused_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="DRAFT", index=True)
+    lifecycle_version: Mapped[int] = mapped_column(default=0)
+    launched_at: Mapped[datetime | None]
+    enrolled_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class CampaignLeadGroup(Base):
+    __tablename__ = "campaign_lead_groups"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("lead_groups.id"), primary_key=True)
+
+
+class CampaignSender(Base):
+    __tablename__ = "campaign_senders"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"), primary_key=True)
+
+
+class CampaignPause(Base):
+    """A pause interval; resumed_at is NULL while the campaign is paused."""
+
+    __tablename__ = "campaign_pauses"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    paused_at: Mapped[datetime]
+    resumed_at: Mapped[datetime | None]
+
+
+class Step(Base):
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("campaign_id", "position"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(16))
+    day: Mapped[int] = mapped_column(default=0)
+    wait_days: Mapped[int] = mapped_column(default=0)
+    wait_seconds: Mapped[int] = mapped_column(default=0)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    say: Mapped[str | None] = mapped_column(Text)
+    audio_url: Mapped[str | None] = mapped_column(Text)
+    new_thread: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (UniqueConstraint("campaign_id", "contact_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    email_sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+    sms_sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+    voicemail_sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    enrolled_at: Mapped[datetime]
+
+
+class StepExecution(Base):
+    """One message: the unique (step, contact) pair is the idempotency key."""
+
+    __tablename__ = "step_executions"
+    __table_args__ = (
+        UniqueConstraint("step_id", "contact_id"),
+        Index("ix_step_executions_due", "step_id", "status", "scheduled_for"),
+        Index("ix_step_executions_sender_time", "sender_id", "scheduled_for"),
+        Index("ix_step_executions_contact_status", "contact_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    message_key: Mapped[str | None] = mapped_column(String(255))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    provider_thread_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None]
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("step_executions.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    error_type: Mapped[str] = mapped_column(String(100))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]

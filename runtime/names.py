@@ -1,0 +1,34 @@
+"""Names shared by clients, workers and workflows: defined once, used everywhere."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+from schemas.enums import Channel
+
+CAMPAIGN_ID = SearchAttributeKey.for_keyword("CampaignId")
+CAMPAIGN_STATUS = SearchAttributeKey.for_keyword("CampaignStatus")
+CHANNEL = SearchAttributeKey.for_keyword("Channel")
+SEARCH_ATTRIBUTES = (CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL)
+
+CAMPAIGN_QUEUE = "campaigns"
+
+
+def campaign_workflow_id(campaign_id: int) -> str:
+    return f"campaign-{campaign_id}"
+
+
+def step_workflow_id(campaign_id: int, position: int) -> str:
+    return f"campaign-{campaign_id}-step-{position}"
+
+
+def channel_queue(channel: Channel, prefix: str = "") -> str:
+    return f"{prefix}{channel.value}"
+
+
+def campaign_queue(prefix: str = "") -> str:
+    return f"{prefix}{CAMPAIGN_QUEUE}"
+
+
+def all_queues(prefix: str = "") -> list[str]:
+    return [campaign_queue(prefix), *(channel_queue(c, prefix) for c in Channel)]

@@ -1,0 +1,62 @@
+"""One settings object for every process, read from `OUTBOUND_*` environment variables.
+
+Settings are passed explicitly (never a module global) so tests can build their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".outbound")
+
+
+class OutboxFaults(BaseModel):
+    """Deliberate failures of the outbox provider, so the retry and exactly-once paths
+    can be exercised end to end (set with e.g. `OUTBOUND_OUTBOX_FAULTS__TRANSIENT_FAILURES=2`)."""
+
+    transient_failures: int = Field(0, ge=0, description="First N attempts per message fail with a 503.")
+    crash_after_write: bool = Field(False, description="First attempt per message writes, then fails.")
+    permanent_failure_marker: str | None = Field(
+        None, description="Recipients containing this text are rejected permanently."
+    )
+    quota_exhausted: bool = Field(False, description="Every send answers 'daily sending limit reached'.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTBOUND_", env_nested_delimiter="__", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{DEFAULT_HOME / 'outbound.db'}",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    outbox_dir: Path = DEFAULT_HOME / "outbox"
+    outbox_faults: OutboxFaults = Field(default_factory=OutboxFaults)
+    task_queue_prefix: str = Field("", description="Prefix for every task queue name (one deployment per prefix).")
+    send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
+    max_concurrent_activities: int = Field(64, ge=1)
+    max_task_queue_activities_per_second: float | None = Field(None, gt=0)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with secrets hidden, for `outbound config`."""
+        data = self.model_dump(mode="json")
+        for name, field in type(self).model_fields.items():
+            if field.annotation is not None and "SecretStr" in str(field.annotation) and data.get(name):
+                data[name] = "**********"
+        data["database_url"] = _mask_url_password(self.database_url)
+        return data
+
+
+def _mask_url_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url

@@ -1,0 +1,69 @@
+"""Enumerations shared by the database, the workflows and the CLI."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    VOICEMAIL = "voicemail"
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "DRAFT"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
+
+
+class ExecutionStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    QUEUED = "QUEUED"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {ExecutionStatus.SENT, ExecutionStatus.SKIPPED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
+OPEN_STATUSES = frozenset({ExecutionStatus.SCHEDULED, ExecutionStatus.QUEUED, ExecutionStatus.SENDING})
+
+
+class SkipReason(StrEnum):
+    REPLIED = "replied"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"
+    NO_ADDRESS = "no_address"
+    PREVIOUS_STEP_NOT_SENT = "previous_step_not_sent"
+
+
+class SuppressionKind(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    DOMAIN = "domain"
+
+
+class SendOutcome(StrEnum):
+    """What one send activity attempt did with its execution row."""
+
+    SENT = "SENT"
+    HELD = "HELD"  # the gate was closed (campaign paused); the row waits as SCHEDULED
+    DEFERRED = "DEFERRED"  # the sender's quota is used up; the row moved to the next window
+    RESLOTTED = "RESLOTTED"  # outside the sending window at send time; moved to the next window
+    SKIPPED = "SKIPPED"  # a reason about the contact (replied, suppressed, no address)
+    ALREADY_DONE = "ALREADY_DONE"  # a re-delivery found the row terminal
