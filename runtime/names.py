@@ -14,12 +14,13 @@ SEARCH_ATTRIBUTES = (CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL)
 CAMPAIGN_QUEUE = "campaigns"
 
 
-def campaign_workflow_id(campaign_id: int) -> str:
-    return f"campaign-{campaign_id}"
+def campaign_workflow_id(campaign_id: int, prefix: str = "") -> str:
+    """The prefix separates deployments (and tests) sharing one Temporal namespace."""
+    return f"{prefix}campaign-{campaign_id}"
 
 
-def step_workflow_id(campaign_id: int, position: int) -> str:
-    return f"campaign-{campaign_id}-step-{position}"
+def step_workflow_id(campaign_id: int, position: int, prefix: str = "") -> str:
+    return f"{campaign_workflow_id(campaign_id, prefix)}-step-{position}"
 
 
 def channel_queue(channel: Channel, prefix: str = "") -> str:

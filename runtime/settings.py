@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
     max_concurrent_activities: int = Field(64, ge=1)
     max_task_queue_activities_per_second: float | None = Field(None, gt=0)
+    graceful_shutdown_seconds: float = Field(30.0, ge=0, description="Time running activities get on SIGTERM.")
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for `outbound config`."""

@@ -1,0 +1,55 @@
+"""Activities of the campaign workflow: enrollment, lifecycle projections, stops."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.engine import SessionFactory, unit_of_work
+from db.enrollment import enroll, schedule_steps
+from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
+from db.models import Campaign
+from db.contacts_repo import stop_contact
+from schemas.activity_io import LifecycleInput, PrepareCampaignInput, PrepareCampaignResult, StopContactInput
+from schemas.enums import CampaignStatus
+
+
+class CampaignActivities:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+
+    @activity.defn
+    def prepare_campaign(self, request: PrepareCampaignInput) -> PrepareCampaignResult:
+        """Enroll the contacts and fix each step's start, once per campaign."""
+        with unit_of_work(self.sessions) as session:
+            campaign = session.get(Campaign, request.campaign_id)
+            if campaign is None:
+                raise ApplicationError(f"campaign {request.campaign_id} does not exist", non_retryable=True)
+            project_status(session, campaign.id, CampaignStatus.ACTIVE, request.version, request.now)
+            if campaign.launched_at is None:
+                campaign.launched_at = request.now
+            counts = enroll(session, campaign, request.now)
+            steps = schedule_steps(session, campaign, request.start_at)
+        activity.logger.info("campaign %s enrolled %s contacts", request.campaign_id, counts.enrolled)
+        return PrepareCampaignResult(steps=steps, counts=counts)
+
+    @activity.defn
+    def apply_lifecycle(self, request: LifecycleInput) -> None:
+        """Commit the gate first (pause, resume, cancel, complete); the workflow tells the
+        step workflows afterwards (DESIGN R2)."""
+        with unit_of_work(self.sessions) as session:
+            if not project_status(session, request.campaign_id, request.state, request.version, request.now):
+                return  # an older or repeated decision: already applied
+            if request.state is CampaignStatus.PAUSED:
+                record_pause(session, request.campaign_id, request.now)
+            elif request.state is CampaignStatus.ACTIVE and request.paused_at is not None:
+                record_resume(session, request.campaign_id, request.paused_at, request.now)
+                shift_steps(session, request.shifted_steps)
+            elif request.state is CampaignStatus.CANCELLED:
+                cancel_everything(session, request.campaign_id, request.now)
+
+    @activity.defn
+    def stop_contact(self, request: StopContactInput) -> int:
+        """A reply, bounce or opt-out: stops the contact in every campaign at once."""
+        with unit_of_work(self.sessions) as session:
+            return stop_contact(session, request.contact_id, request.reason, request.now)

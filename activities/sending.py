@@ -1,0 +1,216 @@
+"""The send activity: one message for one (step, contact), exactly once (DESIGN R3).
+
+Order matters: render first (a template error is permanent and uses no quota); then
+Tx 1 passes the gate and claims quota; then the provider call; then Tx 2 records SENT.
+A retry that finds the row SENDING asks the provider before sending again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.engine import SessionFactory, unit_of_work
+from db.sending import (
+    SendContext,
+    claim_quota,
+    cancel_sending,
+    close_row,
+    dead_letter,
+    hold_time,
+    load_context,
+    mark_sent,
+    pass_gate,
+    previous_email,
+    reschedule,
+)
+from domain.calendar import LocalWindow, day_bounds, local_day, zone
+from domain.templates import TemplateRenderError, contact_context, render_template
+from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, Provider, ProviderError, SentReceipt
+from schemas.activity_io import SendInput, SendResult, SettleInput
+from schemas.campaign_file import CampaignFile
+from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome, SkipReason
+
+
+def effective_now(workflow_now: datetime) -> datetime:
+    """The later of the workflow's clock and the wall clock: real time in production,
+    workflow time under the time-skipping test server (which runs ahead)."""
+    return max(workflow_now, datetime.now(UTC))
+
+
+def message_key(context: SendContext) -> str:
+    domain = context.sender.address.split("@")[-1] if "@" in context.sender.address else "outbound.invalid"
+    return f"<outbound.{context.campaign.id}.{context.execution.id}@{domain}>"
+
+
+class SendActivities:
+    def __init__(self, sessions: SessionFactory, providers: Mapping[str, Provider]) -> None:
+        self.sessions = sessions
+        self.providers = providers
+
+    @activity.defn
+    def send_message(self, request: SendInput) -> SendResult:
+        now = effective_now(request.now)
+        with unit_of_work(self.sessions) as session:
+            context = load_context(session, request.execution_id)
+            if context is None:
+                return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="no such execution")
+            status = ExecutionStatus(context.execution.status)
+            if status.terminal:
+                return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
+            message = self._compose(session, context)
+        provider = self._provider(context)
+        if status is ExecutionStatus.SENDING:
+            receipt = self._find_earlier_send(provider, message)
+            if receipt is not None:
+                return self._record_sent(request.execution_id, receipt, now)
+        else:
+            held = self._enter_sending(context, message.key, now)
+            if held is not None:
+                return held
+        try:
+            receipt = provider.send(message)
+        except ProviderError as error:
+            return self._provider_failed(context, error, now)
+        return self._record_sent(request.execution_id, receipt, now)
+
+    @activity.defn
+    def settle_cancelled(self, request: SettleInput) -> None:
+        """After a cancel, close rows whose sends were abandoned in retry backoff: SENT if the
+        provider has the message, CANCELLED if it provably does not, FAILED if unknown."""
+        now = effective_now(request.now)
+        for execution_id in request.execution_ids:
+            with unit_of_work(self.sessions) as session:
+                context = load_context(session, execution_id)
+                if context is None or ExecutionStatus(context.execution.status).terminal:
+                    continue
+                if context.execution.status != ExecutionStatus.SENDING.value:
+                    close_row(session, execution_id, ExecutionStatus.CANCELLED, None, now)
+                    continue
+                message = self._compose(session, context)
+                try:
+                    receipt = self._provider(context).find_sent(message)
+                except DeliveryUnknown as error:
+                    dead_letter(session, execution_id, "DeliveryUnknown", str(error), context.execution.attempts, now)
+                    continue
+                if receipt is not None:
+                    mark_sent(session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id)
+                else:
+                    cancel_sending(session, execution_id, now)
+
+    def _provider(self, context: SendContext) -> Provider:
+        provider = self.providers.get(context.sender.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"no provider {context.sender.provider!r} configured on this worker", type="ProviderMissing"
+            )
+        return provider
+
+    def _compose(self, session: object, context: SendContext) -> OutgoingMessage:
+        step, contact = context.step, context.contact
+        variables = contact_context(contact)
+        try:
+            rendered = {
+                name: render_template(source, variables)
+                for name, source in (("subject", step.subject), ("body", step.body), ("say", step.say))
+                if source
+            }
+        except TemplateRenderError as error:
+            raise ApplicationError(f"step {step.position}: {error}", type="TemplateError", non_retryable=True) from None
+        channel = Channel(step.channel)
+        to = contact.email if channel is Channel.EMAIL else contact.phone
+        fields: dict[str, object] = {}
+        if channel is Channel.EMAIL and not step.new_thread:
+            parent, thread, chain = previous_email(session, context.execution)  # type: ignore[arg-type]
+            if parent:
+                subject = str(rendered.get("subject", ""))
+                rendered["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+                fields = {"in_reply_to": parent, "references": tuple(chain), "thread_id": thread}
+        return OutgoingMessage(
+            execution_id=context.execution.id,
+            key=message_key(context),
+            channel=channel,
+            sender_address=context.sender.address,
+            to=to or "",
+            audio_url=step.audio_url,
+            **rendered,  # type: ignore[arg-type]
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def _find_earlier_send(self, provider: Provider, message: OutgoingMessage) -> SentReceipt | None:
+        try:
+            return provider.find_sent(message)
+        except DeliveryUnknown as error:
+            raise ApplicationError(
+                f"cannot prove execution {message.execution_id} was not sent: {error}",
+                type="DeliveryUnknown",
+                non_retryable=True,
+            ) from None
+
+    def _enter_sending(self, context: SendContext, key: str, now: datetime) -> SendResult | None:
+        """Tx 1. Returns a result when the message must not go out now."""
+        spec = CampaignFile.model_validate(context.campaign.definition)
+        channel = Channel(context.step.channel)
+        window = LocalWindow.of(spec.window, quiet_hours=spec.quiet_hours and channel is not Channel.EMAIL)
+        contact_tz = zone(context.contact.timezone, fallback=context.campaign.timezone)
+        opens = window.next_open(now, contact_tz)
+        with unit_of_work(self.sessions) as session:
+            if opens > now:
+                reschedule(session, context.execution.id, opens, now)
+                return SendResult(outcome=SendOutcome.RESLOTTED, detail=opens.isoformat())
+            if pass_gate(session, context, key, now):
+                sender_tz = zone(context.sender.timezone)
+                if claim_quota(session, context.sender.id, local_day(now, sender_tz)):
+                    return None
+                session.rollback()
+                next_day = day_bounds(local_day(now, sender_tz), sender_tz)[1]
+                with unit_of_work(self.sessions) as retry_session:
+                    reschedule(retry_session, context.execution.id, window.next_open(next_day, contact_tz), now)
+                return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
+            return self._closed_gate(session, context, now)
+
+    def _closed_gate(self, session: object, context: SendContext, now: datetime) -> SendResult:
+        """Why the gate refused, and what happens to the row."""
+        from db.models import Campaign, Contact
+
+        assert hasattr(session, "get")
+        campaign = session.get(Campaign, context.campaign.id)
+        contact = session.get(Contact, context.contact.id)
+        if contact is not None and contact.stopped_reason:
+            close_row(session, context.execution.id, ExecutionStatus.SKIPPED, contact.stopped_reason, now)  # type: ignore[arg-type]
+            return SendResult(outcome=SendOutcome.SKIPPED, detail=contact.stopped_reason)
+        if campaign is not None and campaign.status == CampaignStatus.CANCELLED.value:
+            close_row(session, context.execution.id, ExecutionStatus.CANCELLED, None, now)  # type: ignore[arg-type]
+            return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="campaign cancelled")
+        if reschedule(session, context.execution.id, hold_time(now), now):  # type: ignore[arg-type]
+            return SendResult(outcome=SendOutcome.HELD, detail=campaign.status if campaign else None)
+        return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
+
+    def _provider_failed(self, context: SendContext, error: ProviderError, now: datetime) -> SendResult:
+        if error.kind is FailureKind.QUOTA_EXHAUSTED:
+            with unit_of_work(self.sessions) as session:
+                sender_tz = zone(context.sender.timezone)
+                next_day = day_bounds(local_day(now, sender_tz), sender_tz)[1]
+                # The row is SENDING: the provider refused, so nothing went out; back to waiting.
+                from db.models import StepExecution
+
+                row = session.get_one(StepExecution, context.execution.id)
+                row.status = ExecutionStatus.SCHEDULED.value
+                row.scheduled_for = next_day
+                row.updated_at = now
+            return SendResult(outcome=SendOutcome.DEFERRED, detail="provider daily limit reached")
+        if error.kind in (FailureKind.PERMANENT, FailureKind.AUTH_REVOKED):
+            raise ApplicationError(str(error), error.code, type="ProviderPermanent", non_retryable=True)
+        raise ApplicationError(str(error), error.code, type="ProviderTransient")
+
+    def _record_sent(self, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
+        """Tx 2."""
+        with unit_of_work(self.sessions) as session:
+            mark_sent(session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id)
+        return SendResult(outcome=SendOutcome.SENT)
+
+
+__all__ = ["SendActivities", "SkipReason"]

@@ -1,0 +1,53 @@
+"""Activities of the step workflow: planning, handing out due rows, dead letters."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from db.engine import SessionFactory, unit_of_work
+from db.planning import fetch_due, mark_step_finished, plan_step
+from db.sending import dead_letter
+from schemas.activity_io import (
+    DeadLetterInput,
+    FetchDueInput,
+    FetchDueResult,
+    FinishStepInput,
+    PlanStepInput,
+    PlanStepResult,
+)
+
+
+class StepActivities:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+
+    @activity.defn
+    def plan_step(self, request: PlanStepInput) -> PlanStepResult:
+        with unit_of_work(self.sessions) as session:
+            return plan_step(session, request.step_id, request.now)
+
+    @activity.defn
+    def fetch_due(self, request: FetchDueInput) -> FetchDueResult:
+        with unit_of_work(self.sessions) as session:
+            return fetch_due(
+                session, request.step_id, request.now, request.limit, request.lease_seconds, request.exclude
+            )
+
+    @activity.defn
+    def finish_step(self, request: FinishStepInput) -> None:
+        with unit_of_work(self.sessions) as session:
+            mark_step_finished(session, request.step_id, request.now)
+
+    @activity.defn
+    def dead_letter(self, request: DeadLetterInput) -> None:
+        """The send gave up: FAILED and a dead-letter record; the campaign goes on."""
+        with unit_of_work(self.sessions) as session:
+            if dead_letter(
+                session, request.execution_id, request.error_type, request.message, request.attempts, request.now
+            ):
+                activity.logger.warning(
+                    "execution %s dead-lettered after %s attempts: %s",
+                    request.execution_id,
+                    request.attempts,
+                    request.error_type,
+                )

@@ -1,0 +1,134 @@
+"""Lifecycle projections: the workflow decides, these write what it decided.
+
+Every write is conditional on the lifecycle version, so a late or repeated activity
+can never move a campaign backwards (DESIGN R13).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, literal, select, update
+from sqlalchemy.orm import Session
+
+from db.dialect import insert_for
+from db.types import UTCDateTime
+from db.models import Campaign, CampaignPause, Contact, Enrollment, Step, StepExecution
+from db.planning import make_slotter
+from domain.calendar import zone
+from schemas.campaign_file import CampaignFile
+from schemas.enums import CampaignStatus, Channel, ExecutionStatus
+from schemas.workflow_io import StepPlan
+
+PAGE = 5000
+
+
+def project_status(session: Session, campaign_id: int, state: CampaignStatus, version: int, now: datetime) -> bool:
+    """Write the campaign's status if this version is newer than the stored one."""
+    values: dict[str, object] = {"status": state.value, "lifecycle_version": version}
+    if state.finished:
+        values["finished_at"] = now
+    result = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.lifecycle_version < version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def record_pause(session: Session, campaign_id: int, paused_at: datetime) -> None:
+    open_pause = session.scalar(
+        select(CampaignPause.id).where(CampaignPause.campaign_id == campaign_id, CampaignPause.resumed_at.is_(None))
+    )
+    if open_pause is None:
+        session.add(CampaignPause(campaign_id=campaign_id, paused_at=paused_at))
+
+
+def record_resume(session: Session, campaign_id: int, paused_at: datetime, resumed_at: datetime) -> None:
+    """Close the pause interval and move what was waiting by the time it was held."""
+    updated = session.execute(
+        update(CampaignPause)
+        .where(CampaignPause.campaign_id == campaign_id, CampaignPause.resumed_at.is_(None))
+        .values(resumed_at=resumed_at)
+        .execution_options(synchronize_session=False)
+    )
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        return  # already resumed by an earlier attempt of this activity
+    reslot_open_rows(session, campaign_id, resumed_at - paused_at, resumed_at)
+
+
+def shift_steps(session: Session, plans: list[StepPlan]) -> None:
+    for plan in plans:
+        session.execute(update(Step).where(Step.id == plan.step_id).values(start_at=plan.start_at))
+
+
+def reslot_open_rows(session: Session, campaign_id: int, paused: timedelta, resumed_at: datetime) -> None:
+    """Each waiting row moves to max(resume, old + paused), then into its window, keeping
+    the order (DESIGN R9). Capacity is re-checked at send time by the quota claim."""
+    campaign = session.get_one(Campaign, campaign_id)
+    spec = CampaignFile.model_validate(campaign.definition)
+    windows = {channel: make_slotter(session, spec, channel).window for channel in Channel}
+    last = 0
+    while True:
+        rows = session.execute(
+            select(StepExecution.id, StepExecution.scheduled_for, Step.channel, Contact.timezone)
+            .join(Step, Step.id == StepExecution.step_id)
+            .join(Contact, Contact.id == StepExecution.contact_id)
+            .where(
+                StepExecution.campaign_id == campaign_id,
+                StepExecution.status.in_([ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]),
+                StepExecution.id > last,
+            )
+            .order_by(StepExecution.id)
+            .limit(PAGE)
+        ).all()
+        if not rows:
+            return
+        changes = []
+        for row_id, scheduled_for, channel, timezone in rows:
+            moved = max(resumed_at, (scheduled_for or resumed_at) + paused)
+            slot = windows[Channel(channel)].next_open(moved, zone(timezone, fallback=campaign.timezone))
+            changes.append({"row_id": row_id, "slot": slot})
+        _bulk_reschedule(session, changes)
+        last = rows[-1][0]
+
+
+def _bulk_reschedule(session: Session, changes: list[dict[str, object]]) -> None:
+    statement = (
+        update(StepExecution.__table__)  # type: ignore[arg-type]
+        .where(StepExecution.__table__.c.id == bindparam("row_id"))
+        .values(status=ExecutionStatus.SCHEDULED.value, scheduled_for=bindparam("slot"), lease_until=None)
+    )
+    session.connection().execute(statement, changes)
+
+
+def cancel_everything(session: Session, campaign_id: int, now: datetime) -> int:
+    """Every waiting row and every (step, contact) pair never planned becomes CANCELLED.
+    Rows already SENDING passed the gate and are left to finish."""
+    cancelled = session.execute(
+        update(StepExecution)
+        .where(
+            StepExecution.campaign_id == campaign_id,
+            StepExecution.status.in_([ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]),
+        )
+        .values(status=ExecutionStatus.CANCELLED.value, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    unplanned = (
+        select(
+            Enrollment.campaign_id,
+            Step.id,
+            Enrollment.contact_id,
+            literal(ExecutionStatus.CANCELLED.value),
+            literal(now, UTCDateTime()),
+        )
+        .join(Step, and_(Step.campaign_id == Enrollment.campaign_id))
+        .where(Enrollment.campaign_id == campaign_id)
+    )
+    session.execute(
+        insert_for(session, StepExecution)
+        .from_select(["campaign_id", "step_id", "contact_id", "status", "updated_at"], unplanned)
+        .on_conflict_do_nothing()
+    )
+    return int(cancelled)

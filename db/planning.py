@@ -1,0 +1,252 @@
+"""Planning a step into execution rows and handing out the rows that are due.
+
+The database is the cursor (DESIGN R1, R5): a step is planned incrementally, contact by
+contact as its previous step becomes terminal, and the step workflow only ever holds a
+bounded page of ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from db.dialect import insert_for
+from db.models import Campaign, CampaignPause, Contact, Enrollment, Sender, Step, StepExecution
+from domain.calendar import LocalWindow, add_span, zone
+from domain.durations import Span
+from domain.slotting import SenderCapacity, Slotter
+from schemas.activity_io import FetchDueResult, PlanStepResult
+from schemas.campaign_file import CampaignFile
+from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, Channel, ExecutionStatus, SkipReason
+
+PAGE = 5000
+_OPEN = [s.value for s in OPEN_STATUSES]
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+_BOOKED = [*_OPEN, ExecutionStatus.SENT.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    contact_id: int
+    sender_id: int | None
+    has_address: bool
+    timezone: str | None
+    previous_status: str | None
+    previous_done_at: datetime | None
+    stopped_reason: str | None
+
+
+def step_context(session: Session, step_id: int) -> tuple[Step, Step | None, Campaign, CampaignFile]:
+    step = session.get_one(Step, step_id)
+    previous = session.scalar(
+        select(Step).where(Step.campaign_id == step.campaign_id, Step.position == step.position - 1)
+    )
+    campaign = session.get_one(Campaign, step.campaign_id)
+    return step, previous, campaign, CampaignFile.model_validate(campaign.definition)
+
+
+def make_slotter(session: Session, spec: CampaignFile, channel: Channel) -> Slotter:
+    quiet = spec.quiet_hours and channel is not Channel.EMAIL
+    return Slotter(
+        window=LocalWindow.of(spec.window, quiet_hours=quiet),
+        gap_seconds=spec.send_gap.seconds,
+        jitter_seconds=spec.jitter.seconds,
+        booked=lambda sender, start, end: _booked(session, sender, start, end),
+        last_slot=lambda sender: session.scalar(
+            select(func.max(StepExecution.scheduled_for)).where(
+                StepExecution.sender_id == sender, StepExecution.status.in_(_OPEN)
+            )
+        ),
+    )
+
+
+def _booked(session: Session, sender_id: int, start: datetime, end: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                StepExecution.sender_id == sender_id,
+                StepExecution.status.in_(_BOOKED),
+                StepExecution.scheduled_for >= start,
+                StepExecution.scheduled_for < end,
+            )
+        )
+        or 0
+    )
+
+
+def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
+    """Create the rows of every contact now eligible for this step; skip with a reason
+    those who cannot receive it. Safe to repeat: the (step, contact) key is unique."""
+    step, previous, campaign, spec = step_context(session, step_id)
+    # Read "previous finished" before looking for candidates: if it was, every row of the
+    # previous step is terminal and this pass plans all that remain.
+    previous_finished = previous is None or previous.finished_at is not None
+    channel = Channel(step.channel)
+    slotter = make_slotter(session, spec, channel)
+    senders = _capacities(session, campaign.id)
+    pauses = _pauses(session, campaign.id)
+    campaign_tz = zone(campaign.timezone)
+    gap = Span(step.wait_days + (step.day - previous.day if previous else 0), step.wait_seconds)
+    planned = skipped = 0
+    for page in _candidates(session, step, previous, channel):
+        rows = []
+        for candidate in page:
+            row = _plan_row(step, candidate, senders, slotter, pauses, campaign_tz, gap, now)
+            planned += row["status"] == ExecutionStatus.SCHEDULED.value
+            skipped += row["status"] == ExecutionStatus.SKIPPED.value
+            rows.append(row)
+        session.execute(insert_for(session, StepExecution).values(rows).on_conflict_do_nothing())
+    open_rows, next_due = _open_summary(session, step.id)
+    return PlanStepResult(
+        planned=planned, skipped=skipped, previous_finished=previous_finished, open_rows=open_rows, next_due=next_due
+    )
+
+
+def _plan_row(
+    step: Step,
+    candidate: Candidate,
+    senders: dict[int, SenderCapacity],
+    slotter: Slotter,
+    pauses: list[tuple[datetime, datetime]],
+    campaign_tz: Any,
+    gap: Span,
+    now: datetime,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "campaign_id": step.campaign_id,
+        "step_id": step.id,
+        "contact_id": candidate.contact_id,
+        "sender_id": candidate.sender_id,
+        "updated_at": now,
+    }
+    reason = _skip_reason(candidate)
+    if reason is not None:
+        return row | {"status": ExecutionStatus.SKIPPED.value, "skip_reason": reason.value}
+    assert step.start_at is not None and candidate.sender_id is not None
+    due = step.start_at
+    if candidate.previous_done_at is not None:
+        after_previous = add_span(candidate.previous_done_at, gap, campaign_tz)
+        due = max(due, after_previous + paused_since(pauses, candidate.previous_done_at))
+    tz = zone(candidate.timezone, fallback=str(campaign_tz))
+    slot = slotter.slot(senders[candidate.sender_id], due, tz, f"{step.id}:{candidate.contact_id}")
+    return row | {"status": ExecutionStatus.SCHEDULED.value, "scheduled_for": slot}
+
+
+def _skip_reason(candidate: Candidate) -> SkipReason | None:
+    if candidate.stopped_reason is not None:
+        try:
+            return SkipReason(candidate.stopped_reason)
+        except ValueError:
+            return SkipReason.SUPPRESSED
+    if not candidate.has_address or candidate.sender_id is None:
+        return SkipReason.NO_ADDRESS
+    return None
+
+
+def paused_since(pauses: list[tuple[datetime, datetime]], moment: datetime) -> timedelta:
+    """How long the campaign was paused after `moment` (closed pauses only)."""
+    total = timedelta()
+    for paused_at, resumed_at in pauses:
+        total += max(timedelta(), resumed_at - max(paused_at, moment))
+    return total
+
+
+def _pauses(session: Session, campaign_id: int) -> list[tuple[datetime, datetime]]:
+    rows = session.execute(
+        select(CampaignPause.paused_at, CampaignPause.resumed_at).where(
+            CampaignPause.campaign_id == campaign_id, CampaignPause.resumed_at.is_not(None)
+        )
+    ).all()
+    return [(paused, resumed) for paused, resumed in rows if resumed is not None]
+
+
+def _capacities(session: Session, campaign_id: int) -> dict[int, SenderCapacity]:
+    from db.models import CampaignSender
+
+    rows = session.execute(
+        select(Sender.id, Sender.daily_limit, Sender.timezone)
+        .join(CampaignSender, CampaignSender.sender_id == Sender.id)
+        .where(CampaignSender.campaign_id == campaign_id)
+    ).all()
+    return {sender: SenderCapacity(sender, limit, zone(tz)) for sender, limit, tz in rows}
+
+
+def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
+    """Enrolled contacts without a row for this step whose previous step is terminal."""
+    current = aliased(StepExecution)
+    prior = aliased(StepExecution)
+    address = Contact.email if channel is Channel.EMAIL else Contact.phone
+    sender_column = getattr(Enrollment, f"{channel.value}_sender_id")
+    columns: list[Any] = [Contact.id, sender_column, address.is_not(None), Contact.timezone]
+    if previous is not None:
+        columns += [prior.status, func.coalesce(prior.sent_at, prior.updated_at)]
+    query = (
+        select(*columns, Contact.stopped_reason)
+        .select_from(Enrollment)
+        .join(Contact, Contact.id == Enrollment.contact_id)
+        .outerjoin(current, and_(current.step_id == step.id, current.contact_id == Enrollment.contact_id))
+        .where(Enrollment.campaign_id == step.campaign_id, current.id.is_(None))
+    )
+    if previous is not None:
+        query = query.join(
+            prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)
+        ).where(prior.status.in_(_TERMINAL))
+    last = 0
+    while True:
+        rows = session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(PAGE)).all()
+        if not rows:
+            return
+        yield [Candidate(*row) if previous else Candidate(*row[:4], None, None, row[4]) for row in rows]
+        last = rows[-1][0]
+
+
+def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]:
+    open_rows = session.scalar(
+        select(func.count()).where(StepExecution.step_id == step_id, StepExecution.status.in_(_OPEN))
+    )
+    next_due = session.scalar(
+        select(func.min(StepExecution.scheduled_for)).where(
+            StepExecution.step_id == step_id, StepExecution.status == ExecutionStatus.SCHEDULED.value
+        )
+    )
+    return open_rows or 0, next_due
+
+
+def fetch_due(
+    session: Session, step_id: int, now: datetime, limit: int, lease_seconds: int, exclude: list[int]
+) -> FetchDueResult:
+    """Atomically move due rows to QUEUED with a lease and return their ids in slot order.
+
+    Rows whose lease expired (their send was never scheduled) can be claimed again; ids
+    the workflow still has in flight are never handed out twice."""
+    ids: list[int] = []
+    if limit > 0:
+        due = or_(
+            and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now),
+            and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now),
+        )
+        query = select(StepExecution.id).where(StepExecution.step_id == step_id, due)
+        if exclude:
+            query = query.where(StepExecution.id.not_in(exclude))
+        ids = list(session.scalars(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)))
+        if ids:
+            session.execute(
+                update(StepExecution)
+                .where(StepExecution.id.in_(ids))
+                .values(
+                    status=ExecutionStatus.QUEUED.value,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
+                )
+            )
+    open_rows, next_due = _open_summary(session, step_id)
+    return FetchDueResult(execution_ids=ids, next_due=next_due, open_rows=open_rows)
+
+
+def mark_step_finished(session: Session, step_id: int, now: datetime) -> None:
+    session.execute(update(Step).where(Step.id == step_id, Step.finished_at.is_(None)).values(finished_at=now))

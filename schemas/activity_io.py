@@ -1,0 +1,103 @@
+"""Inputs and results of activities. `now` is always the workflow's clock, so activities
+agree with workflow time (also under the time-skipping test server)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from schemas.enums import CampaignStatus, SendOutcome, SkipReason
+from schemas.workflow_io import StepPlan
+
+
+class PrepareCampaignInput(BaseModel):
+    campaign_id: int
+    now: datetime
+    start_at: datetime
+    version: int
+
+
+class EnrollmentCounts(BaseModel):
+    candidates: int = 0
+    enrolled: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    stopped: int = 0
+    active_elsewhere: int = 0
+
+
+class PrepareCampaignResult(BaseModel):
+    steps: list[StepPlan]
+    counts: EnrollmentCounts
+
+
+class LifecycleInput(BaseModel):
+    campaign_id: int
+    state: CampaignStatus
+    version: int
+    now: datetime
+    paused_at: datetime | None = None  # set on resume: the pause being closed
+    shifted_steps: list[StepPlan] = Field(default_factory=list)
+
+
+class StopContactInput(BaseModel):
+    contact_id: int
+    reason: SkipReason
+    now: datetime
+    event_id: str | None = None
+
+
+class PlanStepInput(BaseModel):
+    step_id: int
+    now: datetime
+
+
+class PlanStepResult(BaseModel):
+    planned: int
+    skipped: int
+    previous_finished: bool
+    open_rows: int
+    next_due: datetime | None
+
+
+class FetchDueInput(BaseModel):
+    step_id: int
+    now: datetime
+    limit: int = Field(ge=0, le=1000)
+    lease_seconds: int
+    exclude: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class FetchDueResult(BaseModel):
+    execution_ids: list[int] = Field(max_length=1000)
+    next_due: datetime | None
+    open_rows: int
+
+
+class FinishStepInput(BaseModel):
+    step_id: int
+    now: datetime
+
+
+class SendInput(BaseModel):
+    execution_id: int
+    now: datetime
+
+
+class SendResult(BaseModel):
+    outcome: SendOutcome
+    detail: str | None = None
+
+
+class DeadLetterInput(BaseModel):
+    execution_id: int
+    error_type: str
+    message: str = Field(max_length=2000)
+    attempts: int
+    now: datetime
+
+
+class SettleInput(BaseModel):
+    execution_ids: list[int] = Field(max_length=1000)
+    now: datetime

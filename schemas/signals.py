@@ -1,0 +1,54 @@
+"""Signal payloads: the contract the product's app uses (exported as JSON Schema).
+
+Models only grow: new fields get defaults so running histories keep decoding.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.enums import CampaignStatus, SkipReason
+
+PAUSE = "pause"
+RESUME = "resume"
+CANCEL = "cancel"
+CONTACT_REPLIED = "contact_replied"
+LIFECYCLE = "lifecycle"  # parent -> step children
+STEP_FINISHED = "step_finished"  # step child -> parent
+STATUS_QUERY = "status"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PauseSignal(_Payload):
+    reason: str | None = Field(None, max_length=500)
+
+
+class ResumeSignal(_Payload):
+    pass
+
+
+class CancelSignal(_Payload):
+    reason: str | None = Field(None, max_length=500)
+
+
+class ContactRepliedSignal(_Payload):
+    """A contact answered (ids only: no addresses or message text in workflow history)."""
+
+    contact_id: int
+    reason: SkipReason = SkipReason.REPLIED
+    event_id: str | None = Field(None, max_length=200, description="Idempotency key of the inbound event.")
+
+
+class Lifecycle(_Payload):
+    """The campaign's state at a version; receivers ignore versions older than theirs."""
+
+    state: CampaignStatus
+    version: int
+
+
+class StepFinishedSignal(_Payload):
+    position: int
+    cancelled: bool = False

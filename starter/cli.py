@@ -1,0 +1,56 @@
+"""The `outbound` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from starter.context import CliContext, UserError
+
+app = typer.Typer(
+    name="outbound",
+    help="Multi-step outreach campaigns (email, SMS, voicemail) as durable Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    from starter import cli_campaign, cli_contacts, cli_system
+
+    app.add_typer(cli_contacts.contacts_app, name="contacts")
+    app.add_typer(cli_contacts.suppress_app, name="suppress")
+    app.add_typer(cli_contacts.senders_app, name="senders")
+    app.add_typer(cli_campaign.campaign_app, name="campaign")
+    cli_system.register(app)
+
+
+def main() -> None:
+    """Run the CLI and exit hard: the Temporal client's runtime can crash at interpreter
+    exit in short processes (sdk-python #300), so output is flushed and the process ends."""
+    _register_commands()
+    code = 0
+    try:
+        app(standalone_mode=False)
+    except UserError as error:
+        CliContext().err.print(f"[bold red]error:[/] {error}")
+        code = 2
+    except typer.Exit as done:
+        code = done.exit_code
+    except typer.Abort:
+        code = 1
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    except Exception as error:  # click usage errors and the like
+        from click import ClickException
+
+        if isinstance(error, ClickException):
+            error.show()
+            code = error.exit_code
+        else:
+            raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,96 @@
+"""`outbound config | db upgrade | worker | dev-server | demo`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from db.engine import make_engine
+from db.migrate import upgrade
+from runtime.names import all_queues
+from runtime.settings import DEFAULT_HOME, Settings
+from starter.asyncio_bridge import run
+from starter.context import CliContext, UserError
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.command("config")(config)
+    app.command("worker")(worker)
+    app.command("dev-server")(dev_server)
+    app.command("demo")(demo)
+
+
+def config() -> None:
+    """Print the effective settings (from OUTBOUND_* variables), secrets masked."""
+    ctx = CliContext()
+    ctx.console.print_json(json.dumps(ctx.settings.masked()))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version (idempotent)."""
+    ctx = CliContext()
+    engine = make_engine(ctx.settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    ctx.console.print(f"Database is up to date: {Settings().masked()['database_url']}")
+
+
+def worker(
+    task_queue: Annotated[
+        list[str] | None, typer.Option("--task-queue", "-q", help="Poll only these queues (repeatable).")
+    ] = None,
+) -> None:
+    """Run a worker for all task queues (or the given ones) until SIGINT/SIGTERM."""
+    from workers.run import run_worker
+
+    ctx = CliContext()
+    known = all_queues(ctx.settings.task_queue_prefix)
+    unknown = [queue for queue in task_queue or [] if queue not in known]
+    if unknown:
+        raise UserError(f"unknown task queue(s) {unknown}; known: {known}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx.engine  # noqa: B018 - fail early with a clear message when the schema is missing
+    run(run_worker(ctx.settings, task_queue or None))
+
+
+def dev_server(
+    port: Annotated[int, typer.Option(help="gRPC port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Web UI port.")] = 8233,
+    home: Annotated[Path, typer.Option(help="Where the server keeps its database.")] = DEFAULT_HOME,
+) -> None:
+    """Run the local Temporal dev server (Web UI included) with Outbound's search attributes."""
+    from starter.devserver import start_dev_server, stop
+
+    ctx = CliContext()
+    process = start_dev_server(home, port=port, ui_port=ui_port, namespace=ctx.settings.temporal_namespace)
+    ctx.console.print(f"Temporal dev server on 127.0.0.1:{port}, Web UI http://localhost:{ui_port} (Ctrl-C stops)")
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(process)
+
+
+def demo(
+    keep_running: Annotated[
+        bool, typer.Option(help="Keep the dev server and worker up after the campaign, to explore the Web UI.")
+    ] = False,
+    home: Annotated[Path, typer.Option(help="Where the dev server keeps its database.")] = DEFAULT_HOME,
+) -> None:
+    """Run the sample 3-step campaign end to end on the embedded defaults."""
+    from starter.demo import run_demo
+
+    ctx = CliContext()
+    code = run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home))
+    raise typer.Exit(code)

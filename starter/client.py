@@ -1,0 +1,110 @@
+"""The small Python API the product's app (and the CLI) uses to drive campaigns.
+
+Signals are the app's contract; this wrapper adds the checks a person expects: a
+campaign that does not exist or has finished gets a clear error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from runtime.names import CAMPAIGN_ID, CAMPAIGN_STATUS, campaign_queue, campaign_workflow_id
+from schemas.enums import CampaignStatus
+from schemas.signals import (
+    CANCEL,
+    CONTACT_REPLIED,
+    PAUSE,
+    RESUME,
+    STATUS_QUERY,
+    CancelSignal,
+    ContactRepliedSignal,
+    PauseSignal,
+    ResumeSignal,
+)
+from schemas.workflow_io import CampaignInput, CampaignProgress, Tuning
+from workflows.campaign import CampaignWorkflow
+
+
+class CampaignControlError(Exception):
+    """The campaign cannot take this action (not launched, already finished, ...)."""
+
+
+class OutboundClient:
+    def __init__(self, client: Client, prefix: str = "") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def handle(self, campaign_id: int) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(campaign_workflow_id(campaign_id, self.prefix))
+
+    async def launch(
+        self, campaign_id: int, *, start_delay_seconds: int = 0, tuning: Tuning | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        try:
+            return await self.client.start_workflow(
+                CampaignWorkflow.run,
+                CampaignInput(
+                    campaign_id=campaign_id,
+                    start_delay_seconds=start_delay_seconds,
+                    task_queue_prefix=self.prefix,
+                    tuning=tuning or Tuning(),
+                ),
+                id=campaign_workflow_id(campaign_id, self.prefix),
+                task_queue=campaign_queue(self.prefix),
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=[
+                    CAMPAIGN_ID.value_set(str(campaign_id)),
+                    CAMPAIGN_STATUS.value_set(CampaignStatus.ACTIVE.value),
+                ],
+                static_summary=f"Campaign {campaign_id}",
+                static_details=f"Outreach campaign {campaign_id}; steps run as child workflows {campaign_workflow_id(campaign_id, self.prefix)}-step-N",
+            )
+        except WorkflowAlreadyStartedError:
+            raise CampaignControlError(f"campaign {campaign_id} was already launched") from None
+
+    async def pause(self, campaign_id: int, reason: str | None = None) -> None:
+        await self._signal(campaign_id, PAUSE, PauseSignal(reason=reason))
+
+    async def resume(self, campaign_id: int) -> None:
+        await self._signal(campaign_id, RESUME, ResumeSignal())
+
+    async def cancel(self, campaign_id: int, reason: str | None = None) -> None:
+        await self._signal(campaign_id, CANCEL, CancelSignal(reason=reason))
+
+    async def contact_replied(self, campaign_id: int, contact_id: int, event_id: str | None = None) -> None:
+        await self._signal(campaign_id, CONTACT_REPLIED, ContactRepliedSignal(contact_id=contact_id, event_id=event_id))
+
+    async def progress(self, campaign_id: int) -> CampaignProgress | None:
+        """The live state from the workflow, or None when it is not reachable."""
+        try:
+            result: CampaignProgress = await self.handle(campaign_id).query(
+                STATUS_QUERY, result_type=CampaignProgress
+            )
+            return result
+        except Exception:
+            return None
+
+    async def workflow_status(self, campaign_id: int) -> WorkflowExecutionStatus | None:
+        try:
+            description = await self.handle(campaign_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return description.status
+
+    async def _signal(self, campaign_id: int, name: str, payload: BaseModel) -> None:
+        status = await self.workflow_status(campaign_id)
+        if status is None:
+            raise CampaignControlError(f"campaign {campaign_id} has not been launched")
+        if status != WorkflowExecutionStatus.RUNNING:
+            raise CampaignControlError(
+                f"campaign {campaign_id} has finished ({status.name.lower()}); it cannot take `{name}`"
+            )
+        await self.handle(campaign_id).signal(name, payload)

@@ -1,0 +1,34 @@
+"""What every CLI command needs: settings, the database, the Temporal client, output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from rich.console import Console
+from sqlalchemy import Engine, inspect
+
+from db.engine import SessionFactory, make_engine, make_session_factory
+from runtime.settings import Settings
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback, exit code 2."""
+
+
+@dataclass
+class CliContext:
+    settings: Settings = field(default_factory=Settings)
+    console: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.database_url)
+        if not inspect(engine).has_table("alembic_version"):
+            raise UserError("the database has no schema yet: run `outbound db upgrade` first")
+        return engine
+
+    @cached_property
+    def sessions(self) -> SessionFactory:
+        return make_session_factory(self.engine)

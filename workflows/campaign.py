@@ -1,0 +1,311 @@
+"""CampaignWorkflow: the life of one campaign, from launch to the last step.
+
+It waits out the start delay, enrolls the contacts, then sleeps until each step's start
+and launches that step's workflow, without waiting for the previous step to finish.
+It is the authority for the lifecycle: pause, resume and cancel arrive as signals, are
+committed to the database gate first and then passed on to the step workflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.campaign import CampaignActivities
+    from runtime.names import CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL, campaign_queue, step_workflow_id
+    from schemas.activity_io import LifecycleInput, PrepareCampaignInput, StopContactInput
+    from schemas.enums import CampaignStatus
+    from schemas.signals import (
+        CANCEL,
+        CONTACT_REPLIED,
+        LIFECYCLE,
+        PAUSE,
+        RESUME,
+        STATUS_QUERY,
+        STEP_FINISHED,
+        CancelSignal,
+        ContactRepliedSignal,
+        Lifecycle,
+        PauseSignal,
+        ResumeSignal,
+        StepFinishedSignal,
+    )
+    from schemas.workflow_io import CampaignInput, CampaignProgress, CampaignState, StepInput, StepPlan
+    from workflows.common import ACTIVITY_TIMEOUT, history_is_long, local_label, seconds_until
+    from workflows.step import CampaignStepWorkflow
+
+
+@workflow.defn(name="CampaignWorkflow")
+class CampaignWorkflow:
+    @workflow.init
+    def __init__(self, request: CampaignInput) -> None:
+        self.request = request
+        self.state = request.state or CampaignState()
+        self.lock = asyncio.Lock()
+
+    # --- the business process -------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: CampaignInput) -> CampaignProgress:
+        try:
+            await self._run_campaign()
+        except asyncio.CancelledError:
+            # `temporal workflow cancel` takes the same path as the cancel signal.
+            await self._change_lifecycle(CampaignStatus.CANCELLED)
+            await self._wait_for_steps()
+            await self._finish()
+        return self.status()
+
+    async def _run_campaign(self) -> None:
+        if self.state.launched_at is None:
+            self.state.launched_at = workflow.now()
+            self.state.start_at = workflow.now() + timedelta(seconds=self.request.start_delay_seconds)
+            self._publish()
+        assert self.state.start_at is not None
+        await self._sleep_until(lambda: self.state.start_at, "launch")  # type: ignore[arg-type, return-value]
+        if not self.cancelled and not self.state.prepared:
+            await self._prepare()
+        for plan in self.state.steps:
+            if plan.started:
+                continue
+            await self._sleep_until(lambda plan=plan: plan.start_at, f"step {plan.position}")  # type: ignore[misc]
+            if self.cancelled:
+                break
+            await self._start_step(plan)
+        await self._wait_for_steps()
+        await self._finish()
+
+    async def _prepare(self) -> None:
+        assert self.state.start_at is not None
+        result = await workflow.execute_activity_method(
+            CampaignActivities.prepare_campaign,
+            PrepareCampaignInput(
+                campaign_id=self.request.campaign_id,
+                now=workflow.now(),
+                start_at=self.state.start_at,
+                version=self.state.lifecycle.version,
+            ),
+            start_to_close_timeout=timedelta(minutes=10),
+            summary="enroll contacts and schedule the steps",
+        )
+        self.state.steps = result.steps
+        self.state.enrolled = result.counts.enrolled
+        self.state.prepared = True
+        self._publish()
+
+    async def _start_step(self, plan: StepPlan) -> None:
+        replan = max(1, min(plan.wait_seconds or 30, self.request.tuning.replan_interval_seconds))
+        try:
+            await workflow.start_child_workflow(
+                CampaignStepWorkflow.run,
+                StepInput(
+                    campaign_id=self.request.campaign_id,
+                    step_id=plan.step_id,
+                    position=plan.position,
+                    channel=plan.channel,
+                    start_at=plan.start_at,
+                    lifecycle=self.state.lifecycle,
+                    task_queue_prefix=self.request.task_queue_prefix,
+                    tuning=self.request.tuning,
+                    replan_seconds=replan,
+                ),
+                id=step_workflow_id(self.request.campaign_id, plan.position, self.request.task_queue_prefix),
+                task_queue=campaign_queue(self.request.task_queue_prefix),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(CAMPAIGN_ID, str(self.request.campaign_id)),
+                        SearchAttributePair(CHANNEL, plan.channel.value),
+                    ]
+                ),
+                static_summary=f"Campaign {self.request.campaign_id}, step {plan.position}: {plan.channel.value}",
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.info("step %s of campaign %s already started", plan.position, self.request.campaign_id)
+        plan.started = True
+        self._publish()
+
+    async def _wait_for_steps(self) -> None:
+        """Until every started step reports back; after a cancel, for a bounded time."""
+
+        def all_done() -> bool:
+            return all(plan.finished for plan in self.state.steps if plan.started)
+
+        while not all_done():
+            if self.cancelled:
+                grace = self.request.tuning.cancel_grace_seconds + 120
+                try:
+                    await workflow.wait_condition(all_done, timeout=grace)
+                except TimeoutError:
+                    workflow.logger.warning("steps did not confirm the cancel in time")
+                return
+            await self._maybe_continue_as_new()
+            await workflow.wait_condition(
+                lambda: all_done() or self.cancelled or history_is_long(self.request.tuning)
+            )
+
+    async def _finish(self) -> None:
+        await workflow.wait_condition(lambda: not self.lock.locked())
+        if not self.cancelled:
+            await self._change_lifecycle(CampaignStatus.COMPLETED)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    # --- durable, interruptible waiting ----------------------------------------------
+
+    async def _sleep_until(self, moment: object, label: str) -> None:
+        """Sleep until `moment()` (it moves when a pause shifts the schedule); hold while
+        paused; return at once on cancel. One timer at a time, never one per contact."""
+        assert callable(moment)
+        while not self.cancelled:
+            if self.paused:
+                workflow.set_current_details(f"Paused before {label}")
+                await workflow.wait_condition(lambda: not self.paused)
+                continue
+            await self._maybe_continue_as_new()
+            target = moment()
+            remaining = seconds_until(target)
+            if remaining <= 0:
+                return
+            version = self.state.lifecycle.version
+            workflow.set_current_details(f"Waiting for {label} at {local_label(target)}")
+            try:
+                await workflow.wait_condition(
+                    lambda: self.state.lifecycle.version != version or history_is_long(self.request.tuning),
+                    timeout=remaining,
+                    timeout_summary=f"wait until {label} at {local_label(target)}",
+                )
+            except TimeoutError:
+                pass
+
+    async def _maybe_continue_as_new(self) -> None:
+        if not history_is_long(self.request.tuning):
+            return
+        await workflow.wait_condition(lambda: not self.lock.locked() and workflow.all_handlers_finished())
+        workflow.continue_as_new(self.request.model_copy(update={"state": self.state}))
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state.lifecycle.state is CampaignStatus.CANCELLED
+
+    @property
+    def paused(self) -> bool:
+        return self.state.lifecycle.state is CampaignStatus.PAUSED
+
+    @workflow.signal(name=PAUSE)
+    async def pause(self, signal: PauseSignal) -> None:
+        if self.state.lifecycle.state is CampaignStatus.ACTIVE:
+            await self._change_lifecycle(CampaignStatus.PAUSED)
+
+    @workflow.signal(name=RESUME)
+    async def resume(self, signal: ResumeSignal) -> None:
+        if self.paused:
+            await self._change_lifecycle(CampaignStatus.ACTIVE)
+
+    @workflow.signal(name=CANCEL)
+    async def cancel(self, signal: CancelSignal) -> None:
+        if not self.state.lifecycle.state.finished:
+            await self._change_lifecycle(CampaignStatus.CANCELLED)
+
+    @workflow.signal(name=CONTACT_REPLIED)
+    async def contact_replied(self, signal: ContactRepliedSignal) -> None:
+        """Stops the contact in every campaign (a database write the send gate obeys)."""
+        if signal.event_id and signal.event_id in self.state.handled_events:
+            return
+        await workflow.execute_activity_method(
+            CampaignActivities.stop_contact,
+            StopContactInput(contact_id=signal.contact_id, reason=signal.reason, now=workflow.now()),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            summary=f"stop contact {signal.contact_id}: {signal.reason.value}",
+        )
+        if signal.event_id:
+            self.state.handled_events = [*self.state.handled_events[-199:], signal.event_id]
+
+    @workflow.signal(name=STEP_FINISHED)
+    def step_finished(self, signal: StepFinishedSignal) -> None:
+        for plan in self.state.steps:
+            if plan.position == signal.position:
+                plan.finished = True
+        self._publish()
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> CampaignProgress:
+        return CampaignProgress(
+            campaign_id=self.request.campaign_id,
+            lifecycle=self.state.lifecycle,
+            start_at=self.state.start_at,
+            enrolled=self.state.enrolled,
+            steps=self.state.steps,
+            paused_since=self.state.paused_at,
+            paused_seconds=self.state.paused_seconds,
+        )
+
+    async def _change_lifecycle(self, target: CampaignStatus) -> None:
+        """Decide in memory, commit the gate, then tell the running steps (DESIGN R2, R4)."""
+        async with self.lock:
+            previous = self.state.lifecycle
+            if previous.state.finished or previous.state is target:
+                return
+            now = workflow.now()
+            self.state.lifecycle = Lifecycle(state=target, version=previous.version + 1)
+            request = LifecycleInput(
+                campaign_id=self.request.campaign_id, state=target, version=self.state.lifecycle.version, now=now
+            )
+            if target is CampaignStatus.PAUSED:
+                self.state.paused_at = now
+            elif previous.state is CampaignStatus.PAUSED and self.state.paused_at is not None:
+                request = request.model_copy(update={"paused_at": self.state.paused_at})
+                request.shifted_steps.extend(self._shift_unstarted_steps(now - self.state.paused_at))
+                self.state.paused_seconds += (now - self.state.paused_at).total_seconds()
+                self.state.paused_at = None
+            self._publish()
+            await workflow.execute_activity_method(
+                CampaignActivities.apply_lifecycle,
+                request,
+                start_to_close_timeout=timedelta(minutes=10),
+                summary=f"campaign {target.value.lower()}",
+            )
+            await self._tell_steps()
+
+    def _shift_unstarted_steps(self, paused: timedelta) -> list[StepPlan]:
+        shifted = []
+        for plan in self.state.steps:
+            if not plan.started:
+                plan.start_at = plan.start_at + paused
+                shifted.append(plan)
+        if self.state.start_at is not None and not self.state.prepared:
+            self.state.start_at = max(self.state.start_at + paused, workflow.now())
+        return shifted
+
+    async def _tell_steps(self) -> None:
+        for plan in self.state.steps:
+            if plan.started and not plan.finished:
+                workflow_id = step_workflow_id(self.request.campaign_id, plan.position, self.request.task_queue_prefix)
+                handle = workflow.get_external_workflow_handle(workflow_id)
+                try:
+                    await handle.signal(LIFECYCLE, self.state.lifecycle)
+                except Exception:  # the step already closed
+                    workflow.logger.info("step %s closed before the lifecycle signal", plan.position)
+
+    def _publish(self) -> None:
+        """Search attributes and current details, so the Web UI tells the story."""
+        workflow.upsert_search_attributes(
+            [
+                CAMPAIGN_ID.value_set(str(self.request.campaign_id)),
+                CAMPAIGN_STATUS.value_set(self.state.lifecycle.state.value),
+            ]
+        )
+        started = sum(plan.started for plan in self.state.steps)
+        finished = sum(plan.finished for plan in self.state.steps)
+        workflow.set_current_details(
+            f"Campaign {self.request.campaign_id}: {self.state.lifecycle.state.value}, {self.state.enrolled} enrolled,"
+            f" steps started {started}/{len(self.state.steps)}, finished {finished}"
+        )

@@ -1,0 +1,246 @@
+"""CampaignStepWorkflow: sends one step of a campaign to every eligible contact.
+
+It plans the step into execution rows, then walks the rows that are due with a bounded
+window of send activities, sleeping until the next due time when nothing is due. The
+database is the cursor, so the workflow only ever holds a page of ids (DESIGN R1, R5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sending import SendActivities
+    from activities.stepping import StepActivities
+    from runtime.names import campaign_workflow_id, channel_queue
+    from schemas.activity_io import (
+        DeadLetterInput,
+        FetchDueInput,
+        FinishStepInput,
+        PlanStepInput,
+        SendInput,
+        SettleInput,
+    )
+    from schemas.enums import CampaignStatus, SendOutcome
+    from schemas.signals import LIFECYCLE, STEP_FINISHED, Lifecycle, StepFinishedSignal
+    from schemas.workflow_io import StepCounters, StepInput
+    from workflows.common import ACTIVITY_TIMEOUT, history_is_long, local_label, seconds_until
+
+
+@workflow.defn(name="CampaignStepWorkflow")
+class CampaignStepWorkflow:
+    @workflow.init
+    def __init__(self, request: StepInput) -> None:
+        self.request = request
+        self.lifecycle = request.lifecycle
+        self.counters = request.counters.model_copy()
+        self.previous_finished = request.previous_finished
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.completed_since_fetch = 0
+        self.last_plan: datetime | None = None
+
+    @workflow.signal(name=LIFECYCLE)
+    def on_lifecycle(self, lifecycle: Lifecycle) -> None:
+        if lifecycle.version > self.lifecycle.version:
+            self.lifecycle = lifecycle
+
+    @workflow.query(name="progress")
+    def progress(self) -> StepCounters:
+        return self.counters
+
+    @property
+    def cancelled(self) -> bool:
+        return self.lifecycle.state is CampaignStatus.CANCELLED
+
+    @property
+    def paused(self) -> bool:
+        return self.lifecycle.state is CampaignStatus.PAUSED
+
+    @workflow.run
+    async def run(self, request: StepInput) -> StepCounters:
+        while not self.cancelled:
+            if self.paused:
+                self._report("paused")
+                await workflow.wait_condition(lambda: not self.paused)
+                continue
+            if history_is_long(request.tuning):
+                await self._continue_as_new()
+            if not self.previous_finished and self._replan_due():
+                await self._plan()
+            next_due, open_rows = await self._fetch_and_send()
+            if self.previous_finished and open_rows == 0 and not self.in_flight:
+                break
+            await self._wait_for_work(next_due)
+        if self.cancelled:
+            await self._wind_down_after_cancel()
+        else:
+            await workflow.wait_condition(lambda: not self.in_flight)
+        await workflow.execute_activity_method(
+            StepActivities.finish_step,
+            FinishStepInput(step_id=request.step_id, now=workflow.now()),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        self._report("finished")
+        await self._tell_campaign()
+        return self.counters
+
+    def _replan_due(self) -> bool:
+        return self.last_plan is None or self._seconds_to_replan() <= 0
+
+    def _seconds_to_replan(self) -> float:
+        if self.last_plan is None:
+            return 0.0
+        elapsed = (workflow.now() - self.last_plan).total_seconds()
+        return self.request.replan_seconds - elapsed
+
+    async def _plan(self) -> None:
+        self.last_plan = workflow.now()
+        result = await workflow.execute_activity_method(
+            StepActivities.plan_step,
+            PlanStepInput(step_id=self.request.step_id, now=workflow.now()),
+            start_to_close_timeout=timedelta(minutes=10),
+            summary=f"plan step {self.request.position}",
+        )
+        self.previous_finished = result.previous_finished
+        self.counters.skipped += result.skipped
+
+    async def _fetch_and_send(self) -> tuple[float | None, int]:
+        room = self.request.tuning.send_window - len(self.in_flight)
+        result = await workflow.execute_activity_method(
+            StepActivities.fetch_due,
+            FetchDueInput(
+                step_id=self.request.step_id,
+                now=workflow.now(),
+                limit=max(room, 0),
+                lease_seconds=self.request.tuning.lease_seconds,
+                exclude=sorted(self.in_flight),
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        self.completed_since_fetch = 0
+        for execution_id in result.execution_ids:
+            self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id))
+        self._report("sending")
+        next_due = seconds_until(result.next_due) if result.next_due else None
+        return next_due, result.open_rows
+
+    async def _wait_for_work(self, next_due: float | None) -> None:
+        """One interruptible wait: the next due row, a replan tick, freed window room, or
+        a lifecycle change, whichever comes first (never a timer per contact)."""
+        waits = [] if next_due is None else [max(next_due, 0.0)]
+        if not self.previous_finished:
+            waits.append(max(self._seconds_to_replan(), 0.0))
+        if waits and min(waits) <= 0 and len(self.in_flight) < self.request.tuning.send_window:
+            return
+        version = self.lifecycle.version
+        half = max(1, self.request.tuning.send_window // 2)
+
+        def woken() -> bool:
+            room_freed = self.completed_since_fetch >= half or (not self.in_flight and self.completed_since_fetch)
+            return bool(room_freed) or self.lifecycle.version != version or history_is_long(self.request.tuning)
+
+        timeout = min(waits) if waits else None
+        summary = f"next due in {timeout:.0f}s" if timeout is not None else None
+        try:
+            await workflow.wait_condition(woken, timeout=timeout, timeout_summary=summary)
+        except TimeoutError:
+            pass
+
+    async def _send(self, execution_id: int) -> None:
+        try:
+            result = await workflow.execute_activity_method(
+                SendActivities.send_message,
+                SendInput(execution_id=execution_id, now=workflow.now()),
+                task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
+                start_to_close_timeout=timedelta(seconds=self.request.tuning.send_timeout_seconds),
+                retry_policy=self.request.tuning.send_retry_policy(),
+                summary=f"send {self.request.channel.value} execution {execution_id}",
+            )
+            self._count(result.outcome)
+        except ActivityError as error:
+            await self._dead_letter(execution_id, error)
+        finally:
+            self.in_flight.pop(execution_id, None)
+            self.completed_since_fetch += 1
+
+    def _count(self, outcome: SendOutcome) -> None:
+        field = {
+            SendOutcome.SENT: "sent",
+            SendOutcome.HELD: "held",
+            SendOutcome.DEFERRED: "deferred",
+            SendOutcome.RESLOTTED: "reslotted",
+            SendOutcome.SKIPPED: "skipped",
+        }.get(outcome)
+        if field:
+            setattr(self.counters, field, getattr(self.counters, field) + 1)
+
+    async def _dead_letter(self, execution_id: int, error: ActivityError) -> None:
+        cause = error.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+        await workflow.execute_activity_method(
+            StepActivities.dead_letter,
+            DeadLetterInput(
+                execution_id=execution_id,
+                error_type=error_type or "Error",
+                message=(message or "")[:2000],
+                attempts=error.retry_state.value if error.retry_state else 0,
+                now=workflow.now(),
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        self.counters.failed += 1
+
+    async def _wind_down_after_cancel(self) -> None:
+        """Sends already running finish; those still waiting (retry backoff) after the grace
+        period are cancelled and their rows settled from what the provider knows."""
+        grace = self.request.tuning.cancel_grace_seconds
+        try:
+            await workflow.wait_condition(lambda: not self.in_flight, timeout=grace or None)
+        except TimeoutError:
+            pending = sorted(self.in_flight)
+            for task in self.in_flight.values():
+                task.cancel()
+            await workflow.execute_activity_method(
+                SendActivities.settle_cancelled,
+                SettleInput(execution_ids=pending, now=workflow.now()),
+                task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
+                start_to_close_timeout=timedelta(minutes=5),
+            )
+
+    async def _continue_as_new(self) -> None:
+        self._report("continuing as new")
+        await workflow.wait_condition(lambda: not self.in_flight and workflow.all_handlers_finished())
+        workflow.continue_as_new(
+            self.request.model_copy(
+                update={
+                    "lifecycle": self.lifecycle,
+                    "counters": self.counters,
+                    "previous_finished": self.previous_finished,
+                    "run": self.request.run + 1,
+                }
+            )
+        )
+
+    async def _tell_campaign(self) -> None:
+        handle = workflow.get_external_workflow_handle(
+            campaign_workflow_id(self.request.campaign_id, self.request.task_queue_prefix)
+        )
+        try:
+            await handle.signal(
+                STEP_FINISHED, StepFinishedSignal(position=self.request.position, cancelled=self.cancelled)
+            )
+        except Exception:  # the campaign already closed: nothing left to tell
+            workflow.logger.info("campaign %s is closed; step end not reported", self.request.campaign_id)
+
+    def _report(self, phase: str) -> None:
+        c = self.counters
+        workflow.set_current_details(
+            f"Step {self.request.position} ({self.request.channel.value}), starts {local_label(self.request.start_at)}"
+            f" — {phase}: {c.sent} sent, {len(self.in_flight)} in flight, {c.deferred} deferred,"
+            f" {c.held} held, {c.skipped} skipped, {c.failed} failed"
+        )
