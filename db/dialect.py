@@ -8,9 +8,14 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+Insert = sqlite.Insert | postgresql.Insert
 
-def insert_for(session: Session, table: Table | Any) -> Any:
-    """An INSERT that supports `on_conflict_do_nothing` / `on_conflict_do_update`."""
+
+def dialect_insert(session: Session, table: Table | Any) -> Insert:
+    """An INSERT with `on_conflict_do_*` for the session's database (SQLite or PostgreSQL)."""
     name = session.get_bind().dialect.name
-    module = postgresql if name == "postgresql" else sqlite
-    return module.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    if name == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"upserts are implemented for SQLite and PostgreSQL, not {name}")

@@ -14,7 +14,7 @@ from math import gcd
 from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from db.dialect import insert_for
+from db.dialect import dialect_insert
 from db.models import (
     Campaign,
     CampaignLeadGroup,
@@ -95,7 +95,7 @@ def enroll(session: Session, campaign: Campaign, now: datetime) -> EnrollmentCou
                 }
             )
             index += 1
-        session.execute(insert_for(session, Enrollment).values(rows).on_conflict_do_nothing())
+        session.execute(dialect_insert(session, Enrollment).values(rows).on_conflict_do_nothing())
     listed = members.subquery()
     distinct = session.scalar(select(func.count(func.distinct(listed.c.contact_id)))) or 0
     counts.duplicates = counts.candidates - distinct

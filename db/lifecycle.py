@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, literal, select, update
 from sqlalchemy.orm import Session
 
-from db.dialect import insert_for
-from db.types import UTCDateTime
+from db.dialect import dialect_insert
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Step, StepExecution
 from db.planning import make_slotter
+from db.types import UTCDateTime
 from domain.calendar import zone
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus
@@ -127,7 +127,7 @@ def cancel_everything(session: Session, campaign_id: int, now: datetime) -> int:
         .where(Enrollment.campaign_id == campaign_id)
     )
     session.execute(
-        insert_for(session, StepExecution)
+        dialect_insert(session, StepExecution)
         .from_select(["campaign_id", "step_id", "contact_id", "status", "updated_at"], unplanned)
         .on_conflict_do_nothing()
     )

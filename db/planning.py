@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from db.dialect import insert_for
+from db.dialect import dialect_insert
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Sender, Step, StepExecution
 from domain.calendar import LocalWindow, add_span, zone
 from domain.durations import Span
@@ -100,7 +100,7 @@ def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
             planned += row["status"] == ExecutionStatus.SCHEDULED.value
             skipped += row["status"] == ExecutionStatus.SKIPPED.value
             rows.append(row)
-        session.execute(insert_for(session, StepExecution).values(rows).on_conflict_do_nothing())
+        session.execute(dialect_insert(session, StepExecution).values(rows).on_conflict_do_nothing())
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
         planned=planned, skipped=skipped, previous_finished=previous_finished, open_rows=open_rows, next_due=next_due
@@ -123,6 +123,8 @@ def _plan_row(
         "contact_id": candidate.contact_id,
         "sender_id": candidate.sender_id,
         "updated_at": now,
+        "scheduled_for": None,
+        "skip_reason": None,
     }
     reason = _skip_reason(candidate)
     if reason is not None:

@@ -43,14 +43,12 @@ def main() -> None:
         code = 1
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 1
-    except Exception as error:  # click usage errors and the like
-        from click import ClickException
-
-        if isinstance(error, ClickException):
-            error.show()
-            code = error.exit_code
-        else:
+    except Exception as error:  # usage errors (click's exceptions, re-exported by typer)
+        show = getattr(error, "show", None)
+        if not callable(show):
             raise
+        show()
+        code = int(getattr(error, "exit_code", 2))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

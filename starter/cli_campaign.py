@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -19,9 +20,15 @@ from domain.durations import parse_seconds
 from domain.templates import TemplateRenderError
 from schemas.enums import CampaignStatus
 from schemas.reports import CampaignReport
-from starter.asyncio_bridge import connect_or_explain, run
-from starter.client import CampaignControlError, OutboundClient
 from starter.context import CliContext, UserError
+
+if TYPE_CHECKING:
+    from starter.client import OutboundClient
+
+# The Temporal client is imported inside the commands that need it, so `outbound
+# contacts ...` and `--help` start fast.
+
+T = TypeVar("T")
 
 campaign_app = typer.Typer(help="Create, launch and control campaigns.", no_args_is_help=True)
 
@@ -56,11 +63,11 @@ def launch(
     _draft(ctx, campaign_id)
 
     async def go() -> str:
-        client = OutboundClient(await connect_or_explain(ctx.settings), ctx.settings.task_queue_prefix)
+        client = await _client(ctx)
         handle = await client.launch(campaign_id, start_delay_seconds=delay)
         return handle.id
 
-    workflow_id = _control(lambda: run(go()))
+    workflow_id = _control(go)
     ctx.console.print(f"Launched campaign {campaign_id} as workflow [bold]{workflow_id}[/]")
 
 
@@ -73,10 +80,20 @@ def _draft(ctx: CliContext, campaign_id: int) -> None:
             raise UserError(f"campaign {campaign_id} is {campaign.status}; only a DRAFT campaign can be launched")
 
 
-def _control(action: object) -> str:
-    assert callable(action)
+async def _client(ctx: CliContext) -> OutboundClient:
+    from starter.asyncio_bridge import connect_or_explain
+    from starter.client import OutboundClient
+
+    return OutboundClient(await connect_or_explain(ctx.settings), ctx.settings.task_queue_prefix)
+
+
+def _control(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a Temporal action; refusals (finished, not launched) become user errors."""
+    from starter.asyncio_bridge import run
+    from starter.client import CampaignControlError
+
     try:
-        return str(action())
+        return run(action())
     except CampaignControlError as error:
         raise UserError(str(error)) from None
 
@@ -85,7 +102,7 @@ def _signal(campaign_id: int, verb: str, reason: str | None = None) -> None:
     ctx = CliContext()
 
     async def go() -> None:
-        client = OutboundClient(await connect_or_explain(ctx.settings), ctx.settings.task_queue_prefix)
+        client = await _client(ctx)
         progress = await client.progress(campaign_id)
         state = progress.lifecycle.state if progress else None
         if verb == "pause" and state is CampaignStatus.PAUSED:
@@ -99,7 +116,7 @@ def _signal(campaign_id: int, verb: str, reason: str | None = None) -> None:
         else:
             await client.cancel(campaign_id, reason)
 
-    _control(lambda: run(go()))
+    _control(go)
     ctx.console.print(f"Sent [bold]{verb}[/] to campaign {campaign_id}")
 
 
@@ -145,13 +162,13 @@ def load_report(ctx: CliContext, campaign_id: int) -> CampaignReport:
 
         async def workflow_status() -> str | None:
             try:
-                client = OutboundClient(await connect_or_explain(ctx.settings), ctx.settings.task_queue_prefix)
+                client = await _client(ctx)
             except UserError:
                 return None
             found = await client.workflow_status(campaign_id)
             return found.name if found else None
 
-        report.workflow_status = run(workflow_status())
+        report.workflow_status = _control(workflow_status)
     return report
 
 

@@ -10,11 +10,7 @@ from typing import Annotated
 
 import typer
 
-from db.engine import make_engine
-from db.migrate import upgrade
-from runtime.names import all_queues
-from runtime.settings import DEFAULT_HOME, Settings
-from starter.asyncio_bridge import run
+from runtime.settings import DEFAULT_HOME
 from starter.context import CliContext, UserError
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -37,11 +33,14 @@ def config() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema to the latest version (idempotent)."""
+    from db.engine import make_engine
+    from db.migrate import upgrade
+
     ctx = CliContext()
     engine = make_engine(ctx.settings.database_url)
     upgrade(engine)
     engine.dispose()
-    ctx.console.print(f"Database is up to date: {Settings().masked()['database_url']}")
+    ctx.console.print(f"Database is up to date: {ctx.settings.masked()['database_url']}")
 
 
 def worker(
@@ -50,6 +49,8 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker for all task queues (or the given ones) until SIGINT/SIGTERM."""
+    from runtime.names import all_queues
+    from starter.asyncio_bridge import run
     from workers.run import run_worker
 
     ctx = CliContext()
@@ -89,6 +90,7 @@ def demo(
     home: Annotated[Path, typer.Option(help="Where the dev server keeps its database.")] = DEFAULT_HOME,
 ) -> None:
     """Run the sample 3-step campaign end to end on the embedded defaults."""
+    from starter.asyncio_bridge import run
     from starter.demo import run_demo
 
     ctx = CliContext()

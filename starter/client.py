@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -58,10 +58,12 @@ class OutboundClient:
                 id=campaign_workflow_id(campaign_id, self.prefix),
                 task_queue=campaign_queue(self.prefix),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=[
-                    CAMPAIGN_ID.value_set(str(campaign_id)),
-                    CAMPAIGN_STATUS.value_set(CampaignStatus.ACTIVE.value),
-                ],
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(CAMPAIGN_ID, str(campaign_id)),
+                        SearchAttributePair(CAMPAIGN_STATUS, CampaignStatus.ACTIVE.value),
+                    ]
+                ),
                 static_summary=f"Campaign {campaign_id}",
                 static_details=f"Outreach campaign {campaign_id}; steps run as child workflows {campaign_workflow_id(campaign_id, self.prefix)}-step-N",
             )

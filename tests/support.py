@@ -157,3 +157,31 @@ class Outbound:
             found = session.scalar(select(Contact.id).where(Contact.email == email))
             assert found is not None
             return found
+
+
+class CountingProvider:
+    """The real outbox provider, counting how often each message is handed to it."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.sends: dict[int, int] = {}
+
+    def send(self, message: Any) -> Any:
+        self.sends[message.execution_id] = self.sends.get(message.execution_id, 0) + 1
+        return self.inner.send(message)
+
+    def find_sent(self, message: Any) -> Any:
+        return self.inner.find_sent(message)
+
+
+async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With OUTBOUND_RECORD_HISTORIES=1, keep this run's history for the replay test."""
+    import os
+
+    if os.environ.get("OUTBOUND_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    folder = Path(__file__).parent / "histories"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.json").write_text(history.to_json())

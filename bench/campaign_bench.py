@@ -1,0 +1,302 @@
+"""Benchmark: one Temporal dev server, a trivial-activity reference, and whole campaigns.
+
+    uv run python -m bench.campaign_bench --contacts 100000          # compares with 10,000
+    uv run python -m bench.campaign_bench --contacts 10000 --database-url sqlite
+
+Measures, in one run against one dev server: no-op activities/s with the send window
+and worker settings of the campaign; then per campaign size enrollment and planning
+time, sends/s, the longest history of any run, the largest payload in any history and
+the worker's peak RSS (the worker is a separate `outbound worker` process). Prints the
+figures with the targets and writes them to bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from temporalio.client import Client, WorkflowHandle
+
+from bench.database import DEFAULT_ADMIN_URL, fresh_database, seed, sent_by_step, summarise_sends
+from bench.histories import list_runs, scan
+from bench.processes import (
+    CpuMeter,
+    RssSampler,
+    free_port,
+    outbound_command,
+    postgres_processes,
+    start_process,
+    stop_process,
+    trivial_command,
+    wait_for_pollers,
+)
+from bench.report import CampaignResult, TrivialResult, show, verdicts, write
+from bench.trivial import WORKFLOW_QUEUE, TrivialInput, TrivialWorkflow
+from db.engine import make_engine, make_session_factory
+from db.migrate import upgrade
+from runtime.names import campaign_queue, campaign_workflow_id, step_workflow_id
+from runtime.search_attributes import register_search_attributes
+from runtime.settings import Settings
+from runtime.temporal import DATA_CONVERTER
+from schemas.workflow_io import Tuning
+from starter.client import OutboundClient
+from starter.devserver import start_dev_server, stop
+
+STEPS = 3
+console = Console()
+err = Console(stderr=True)
+
+
+def say(message: str) -> None:
+    err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every measurement of one invocation shares."""
+
+    args: argparse.Namespace
+    client: Client
+    scratch: Path
+    server_pid: int
+
+    def worker_env(self, **values: str) -> dict[str, str]:
+        return {
+            "OUTBOUND_TEMPORAL_ADDRESS": self.client.service_client.config.target_host,
+            "OUTBOUND_TEMPORAL_NAMESPACE": self.client.namespace,
+            "OUTBOUND_MAX_CONCURRENT_ACTIVITIES": str(self.args.max_concurrent_activities),
+            **values,
+        }
+
+    @property
+    def tuning(self) -> Tuning:
+        return Tuning(send_window=self.args.window)
+
+
+async def measure_trivial(bench: Bench) -> TrivialResult:
+    """No-op activities, `window` in flight per workflow, on a worker process like the real one."""
+    args = bench.args
+    log = bench.scratch / "trivial-worker.log"
+    process = start_process(trivial_command(), bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://"), log)
+    sampler = RssSampler(process.pid)
+    sampler.start()
+    prefix = f"bench-trivial-{uuid.uuid4().hex[:6]}"
+    each = max(1, args.trivial_activities // args.trivial_workflows)
+    try:
+        await wait_for_pollers(bench.client, WORKFLOW_QUEUE, process, log)
+        say(f"trivial: {each * args.trivial_workflows:,} no-op activities in {args.trivial_workflows} workflow(s)")
+        started = time.perf_counter()
+        handles = [
+            await bench.client.start_workflow(
+                TrivialWorkflow.run,
+                TrivialInput(total=each, window=args.window, history_threshold=bench.tuning.history_threshold),
+                id=f"{prefix}-{index}",
+                task_queue=WORKFLOW_QUEUE,
+            )
+            for index in range(args.trivial_workflows)
+        ]
+        done = sum(await asyncio.gather(*(handle.result() for handle in handles)))
+        wall = time.perf_counter() - started
+    finally:
+        stop_process(process)
+        sampler.stop()
+    runs = await list_runs(
+        bench.client,
+        f"WorkflowType = 'BenchTrivialWorkflow' AND WorkflowId STARTS_WITH '{prefix}'",
+        expected_ids={handle.id for handle in handles},
+    )
+    result = TrivialResult(done, args.trivial_workflows, wall, await scan(bench.client, runs), sampler.peak)
+    say(f"trivial: {result.rate:.0f} activities/s ({wall:.1f} s wall)")
+    return result
+
+
+async def measure_campaign(bench: Bench, contacts: int) -> CampaignResult:
+    args = bench.args
+    with fresh_database(
+        args.database_url, args.admin_url, bench.scratch, str(contacts), keep=args.keep_database
+    ) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+        reader = make_session_factory(create_engine(url))  # plain reads: no BEGIN IMMEDIATE on SQLite
+        try:
+            say(f"[{contacts:,}] seeding {contacts:,} contacts into {make_url(url).get_backend_name()}")
+            seeded = seed(sessions, contacts, args.wait)
+            say(f"[{contacts:,}] seeded in {seeded.seconds:.1f} s; starting `outbound worker`")
+            return await _run_campaign(bench, contacts, url, seeded.campaign_id, seeded.seconds, reader)
+        finally:
+            engine.dispose()
+            reader.kw["bind"].dispose()
+
+
+async def _run_campaign(
+    bench: Bench, contacts: int, url: str, campaign_id: int, seed_s: float, reader: Any
+) -> CampaignResult:
+    prefix = f"bench{contacts}-"
+    outbox = bench.scratch / f"outbox-{contacts}"
+    log = bench.scratch / f"worker-{contacts}.log"
+    env = bench.worker_env(
+        OUTBOUND_DATABASE_URL=url, OUTBOUND_OUTBOX_DIR=str(outbox), OUTBOUND_TASK_QUEUE_PREFIX=prefix
+    )
+    process = start_process(outbound_command(), env, log)
+    sampler = RssSampler(process.pid)
+    sampler.start()
+    try:
+        await wait_for_pollers(bench.client, campaign_queue(prefix), process, log)
+        await asyncio.sleep(1)
+        idle = sampler.sample()
+        meters = {
+            "worker": CpuMeter([psutil.Process(process.pid)]),
+            "temporal": CpuMeter([psutil.Process(bench.server_pid)]),
+            "postgres": CpuMeter(postgres_processes()),
+        }
+        for meter in meters.values():
+            meter.start()
+        started = time.perf_counter()
+        handle = await OutboundClient(bench.client, prefix).launch(campaign_id, tuning=bench.tuning)
+        say(f"[{contacts:,}] launched campaign {campaign_id} ({handle.id})")
+        progress = await _follow(handle, reader, campaign_id, contacts, sampler, bench.args)
+        wall = time.perf_counter() - started
+        cpu = {name: meter.stop() for name, meter in meters.items()}
+    finally:
+        stop_process(process)
+        sampler.stop()
+    sends = summarise_sends(reader, campaign_id)
+    say(f"[{contacts:,}] {sends.sent:,} sent in {wall:.1f} s; reading the histories")
+    expected = {campaign_workflow_id(campaign_id, prefix)} | {
+        step_workflow_id(campaign_id, position, prefix) for position in range(1, STEPS + 1)
+    }
+    runs = await list_runs(bench.client, f"TaskQueue = '{campaign_queue(prefix)}'", expected_ids=expected)
+    scanned = await scan(bench.client, runs)
+    say(f"[{contacts:,}] {scanned.runs} runs, {scanned.events:,} events read in {scanned.seconds:.1f} s")
+    if not bench.args.keep_temp:
+        shutil.rmtree(outbox, ignore_errors=True)
+    span = (sends.last_sent - sends.first_sent).total_seconds() if sends.first_sent and sends.last_sent else 0.0
+    return CampaignResult(
+        contacts=contacts,
+        database=make_url(url).get_backend_name(),
+        seed_s=seed_s,
+        wall_s=wall,
+        sent=sends.sent,
+        expected=contacts * STEPS,
+        sends_per_s=sends.sends_per_second,
+        send_span_s=span,
+        statuses=sends.by_status,
+        scan=scanned,
+        idle_rss=idle,
+        peak_rss=sampler.peak,
+        cpu_s=cpu,
+        progress=progress,
+    )
+
+
+async def _follow(
+    handle: WorkflowHandle[Any, Any],
+    reader: Any,
+    campaign_id: int,
+    contacts: int,
+    sampler: RssSampler,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Wait for the campaign to complete, reporting sends per step now and then."""
+    result = asyncio.ensure_future(handle.result())
+    started = time.perf_counter()
+    progress: list[dict[str, Any]] = []
+    while True:
+        done, _ = await asyncio.wait([result], timeout=args.progress_seconds)
+        elapsed = time.perf_counter() - started
+        if result in done:
+            result.result()  # raises if the campaign failed
+            return progress
+        if elapsed > args.timeout_minutes * 60:
+            result.cancel()
+            raise TimeoutError(f"the {contacts:,}-contact campaign did not finish in {args.timeout_minutes} min")
+        sent = await asyncio.to_thread(sent_by_step, reader, campaign_id)
+        progress.append({"elapsed_s": round(elapsed, 1), "sent_by_step": sent, "worker_rss": sampler.last})
+        steps = ", ".join(f"step {position}: {count:,}" for position, count in sorted(sent.items())) or "none yet"
+        say(f"[{contacts:,}] {elapsed:5.0f} s  sent {steps}; worker RSS {sampler.last / 2**20:.0f} MiB")
+
+
+async def run(args: argparse.Namespace) -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="outbound-bench-"))
+    port = free_port()
+    say(f"starting the Temporal dev server on 127.0.0.1:{port} (files in {scratch})")
+    server = start_dev_server(scratch / "temporal", port=port, ui_port=free_port())
+    failed = True
+    try:
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
+        await register_search_attributes(client, client.namespace)
+        bench = Bench(args, client, scratch, server.pid)
+        trivial = await measure_trivial(bench)
+        sizes = [size for size in (args.compare, args.contacts) if size]
+        campaigns = [await measure_campaign(bench, size) for size in sizes]
+        main, smaller = campaigns[-1], (campaigns[0] if len(campaigns) > 1 else None)
+        found = verdicts(trivial, main, smaller)
+        show(trivial, campaigns[::-1], found, console)
+        path = write({k: str(v) for k, v in vars(args).items()}, trivial, campaigns[::-1], found)
+        console.print(f"Results written to {path}")
+        failed = False
+        return 0 if all(v.passed is not False for v in found) else 1
+    finally:
+        stop(server)
+        if failed or args.keep_temp:
+            say(f"kept {scratch} (dev server and worker logs)")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.campaign_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=10_000, help="Contacts in the measured campaign.")
+    parser.add_argument(
+        "--compare",
+        type=int,
+        default=None,
+        help="Also run a campaign of this size first, to show worker RSS is flat (default: contacts/10; 0: none).",
+    )
+    parser.add_argument(
+        "--database-url",
+        default="postgresql",
+        help="'postgresql' (a fresh database per size, dropped afterwards), 'sqlite' (a fresh file per size)"
+        " or a SQLAlchemy URL used as it is.",
+    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="Where `postgresql` creates its databases.")
+    parser.add_argument("--wait", default="0s", help="Wait between the steps (campaign file syntax, e.g. 0s, 5s).")
+    parser.add_argument("--window", type=int, default=Tuning().send_window, help="Activities in flight per workflow.")
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=int,
+        default=Settings.model_fields["max_concurrent_activities"].default,
+        help="Worker setting (per task queue).",
+    )
+    parser.add_argument("--trivial-activities", type=int, default=5000, help="No-op activities of the reference.")
+    parser.add_argument("--trivial-workflows", type=int, default=1, help="Workflows sharing the no-op activities.")
+    parser.add_argument("--timeout-minutes", type=float, default=60, help="Give up on a campaign after this long.")
+    parser.add_argument("--progress-seconds", type=float, default=15, help="How often progress is printed.")
+    parser.add_argument("--keep-database", action="store_true", help="Do not drop the PostgreSQL databases.")
+    parser.add_argument("--keep-temp", action="store_true", help="Keep the dev server files, logs and outbox.")
+    args = parser.parse_args(argv)
+    if args.compare is None:
+        args.compare = args.contacts // 10 if args.contacts >= 10 else 0
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(run(parse(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The benchmark's database: a fresh one per campaign size, seeded in one transaction."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from db.campaigns_repo import create_campaign
+from db.contacts_repo import add_sender, import_contacts
+from db.engine import SessionFactory, unit_of_work
+from db.models import Step, StepExecution
+from domain.contacts_csv import ContactRecord
+from schemas.campaign_file import CampaignFile
+from schemas.enums import ExecutionStatus
+
+DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_database(choice: str, admin_url: str, scratch: Path, label: str, *, keep: bool) -> Iterator[str]:
+    """A database URL for one campaign size.
+
+    `postgresql` creates (and afterwards drops) a new database through `admin_url`;
+    `sqlite` makes a new file in `scratch`; anything else is a URL used as it is.
+    """
+    if choice == "sqlite":
+        yield f"sqlite:///{scratch / f'outbound-{label}.db'}"
+        return
+    if choice != "postgresql":
+        yield choice
+        return
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"outbound_bench_{label}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        if not keep:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def contacts(prefix: str, count: int) -> Iterator[ContactRecord]:
+    """`count` contacts with a distinct email and a phone each (phones repeat every 10,000,
+    which nothing here minds: contacts are keyed by email); streamed, never a list."""
+    for index in range(count):
+        yield ContactRecord(
+            line=index + 2,
+            email=f"{prefix}{index}@example.com",
+            phone=f"+1202555{index % 10_000:04d}",
+            first_name=f"Person{index}",
+            company="Acme",
+        )
+
+
+@dataclass(frozen=True)
+class Seeded:
+    campaign_id: int
+    seconds: float
+
+
+def campaign_spec(group: str, email_sender: str, phone_sender: str, wait: str) -> CampaignFile:
+    return CampaignFile.model_validate(
+        {
+            "name": f"Benchmark {group}",
+            "timezone": "UTC",
+            "lead_groups": [group],
+            "senders": {"email": [email_sender], "sms": [phone_sender], "voicemail": [phone_sender]},
+            "window": "always",
+            "send_gap": "0s",
+            "quiet_hours": False,
+            "steps": [
+                {"channel": "email", "day": 0, "subject": "Hi {{ first_name }}", "body": "Hello {{ first_name }}"},
+                {"channel": "sms", "wait": wait, "body": "Hi {{ first_name }}, a quick follow-up"},
+                {"channel": "voicemail", "wait": wait, "say": "Hi {{ first_name }}, calling about {{ company }}"},
+            ],
+        }
+    )
+
+
+def seed(sessions: SessionFactory, count: int, wait: str) -> Seeded:
+    """N contacts in one lead group, one sender per channel (limit above N), a 3-step campaign.
+
+    Names are unique per run, so a database given with `--database-url` can be reused."""
+    tag = secrets.token_hex(3)
+    group = f"bench-{count}-{tag}"
+    email_sender = f"bench-{tag}@outbound.example"
+    phone_sender = f"+1500555{secrets.randbelow(10_000):04d}"
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    with unit_of_work(sessions) as session:
+        import_contacts(session, contacts(f"c{tag}-", count), group, now)
+        for channel, address in (("email", email_sender), ("sms", phone_sender), ("voicemail", phone_sender)):
+            add_sender(session, channel, address, "outbox", max(10 * count, 1000), "UTC", now)
+        campaign_id = create_campaign(session, campaign_spec(group, email_sender, phone_sender, wait), now)
+    return Seeded(campaign_id, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    sent: int
+    first_sent: datetime | None
+    last_sent: datetime | None
+    by_status: dict[str, int]
+    sent_by_step: dict[int, int]
+
+    @property
+    def sends_per_second(self) -> float:
+        if not self.sent or self.first_sent is None or self.last_sent is None:
+            return 0.0
+        span = (self.last_sent - self.first_sent).total_seconds()
+        return self.sent / span if span > 0 else 0.0
+
+
+def sent_by_step(sessions: SessionFactory, campaign_id: int) -> dict[int, int]:
+    with sessions() as session:
+        rows = session.execute(
+            select(Step.position, func.count())
+            .join(StepExecution, StepExecution.step_id == Step.id)
+            .where(StepExecution.campaign_id == campaign_id, StepExecution.status == ExecutionStatus.SENT.value)
+            .group_by(Step.position)
+        ).all()
+    return {position: count for position, count in rows}
+
+
+def summarise_sends(sessions: SessionFactory, campaign_id: int) -> SendSummary:
+    with sessions() as session:
+        statuses = session.execute(
+            select(StepExecution.status, func.count())
+            .where(StepExecution.campaign_id == campaign_id)
+            .group_by(StepExecution.status)
+        ).all()
+        count, first, last = session.execute(
+            select(func.count(), func.min(StepExecution.sent_at), func.max(StepExecution.sent_at)).where(
+                StepExecution.campaign_id == campaign_id, StepExecution.status == ExecutionStatus.SENT.value
+            )
+        ).one()
+    return SendSummary(count, first, last, {status: n for status, n in statuses}, sent_by_step(sessions, campaign_id))

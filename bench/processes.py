@@ -1,0 +1,161 @@
+"""The processes a benchmark run starts and watches: the Temporal dev server and workers.
+
+Workers run as separate processes (as in production) so their memory and CPU can be
+measured apart from the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+REPO = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def outbound_command() -> list[str]:
+    """`outbound worker`, from this virtualenv's console script."""
+    script = Path(sys.executable).with_name("outbound")
+    return [str(script), "worker"] if script.exists() else [sys.executable, "-m", "starter.cli", "worker"]
+
+
+def trivial_command() -> list[str]:
+    return [sys.executable, "-m", "bench.trivial"]
+
+
+def start_process(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    output = log.open("ab")
+    return subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM (the worker drains gracefully), then SIGKILL if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def wait_for_pollers(
+    client: Client, queue: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90
+) -> None:
+    """Until the server sees a worker polling `queue` (the worker is connected and ready)."""
+    deadline = time.monotonic() + timeout
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {process.returncode}; see {log}")
+        described = await client.workflow_service.describe_task_queue(request)
+        if described.pollers:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"no worker polled {queue} within {timeout:.0f} s; see {log}")
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def postgres_processes() -> list[psutil.Process]:
+    """The PostgreSQL server processes on this machine (for a CPU share, read only)."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if (process.info.get("name") or "").startswith("postgres"):
+            found.append(process)
+    return found
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by some processes between `start()` and `stop()`."""
+
+    processes: list[psutil.Process]
+    started: float = 0.0
+    used: float = 0.0
+
+    def start(self) -> None:
+        self.started = cpu_seconds(self.processes)
+
+    def stop(self) -> float:
+        self.used = cpu_seconds(self.processes) - self.started
+        return self.used
+
+
+@dataclass
+class RssSampler:
+    """Samples the resident memory of a process (and its children) every `interval` s."""
+
+    pid: int
+    interval: float = 0.2
+    peak: int = 0
+    last: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"rss-{self.pid}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def sample(self) -> int:
+        try:
+            process = psutil.Process(self.pid)
+            rss = process.memory_info().rss
+            for child in process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    rss += child.memory_info().rss
+        except psutil.Error:
+            return self.last
+        self.last = rss
+        self.peak = max(self.peak, rss)
+        self.samples += 1
+        return rss
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)

@@ -1,0 +1,247 @@
+"""Figures of a benchmark run: the targets, the table a person reads and the JSON kept."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.histories import WORKFLOW_TASK, HistoryScan
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MIB = 1024 * 1024
+PLANNING_LIMIT_S = 10.0
+HISTORY_LIMIT = 5000
+PAYLOAD_LIMIT = 64 * 1024
+RSS_GROWTH_LIMIT = 1.25  # peak RSS at N may be at most 25% above the peak at the smaller size
+RATE_RATIO_LIMIT = 0.5
+
+
+@dataclass
+class TrivialResult:
+    activities: int
+    workflows: int
+    wall_s: float
+    scan: HistoryScan
+    peak_rss: int
+
+    @property
+    def rate(self) -> float:
+        return self.scan.timings("bench_noop").rate()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "activities": self.activities,
+            "workflows": self.workflows,
+            "wall_s": round(self.wall_s, 2),
+            "activities_per_s": round(self.rate, 1),
+            "activities_per_s_wall": round(self.activities / self.wall_s, 1) if self.wall_s else 0,
+            "worker_peak_rss_mib": round(self.peak_rss / MIB, 1),
+            "histories": self.scan.summary(),
+        }
+
+
+@dataclass
+class CampaignResult:
+    contacts: int
+    database: str
+    seed_s: float
+    wall_s: float
+    sent: int
+    expected: int
+    sends_per_s: float
+    send_span_s: float
+    statuses: dict[str, int]
+    scan: HistoryScan
+    idle_rss: int
+    peak_rss: int
+    cpu_s: dict[str, float]
+    progress: list[dict[str, Any]] = field(default_factory=list)
+
+    def activity_max(self, name: str) -> float:
+        running = self.scan.timings(name).running
+        return max(running) if running else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.scan.timings("plan_step")
+        return {
+            "contacts": self.contacts,
+            "database": self.database,
+            "seed_s": round(self.seed_s, 2),
+            "campaign_wall_s": round(self.wall_s, 2),
+            "enrollment_s": round(self.activity_max("prepare_campaign"), 3),
+            "planning": {
+                "longest_plan_step_s": round(self.activity_max("plan_step"), 3),
+                "plan_step_calls": len(plan.running),
+                "plan_step_total_s": round(sum(plan.running), 3),
+            },
+            "sends": {
+                "sent": self.sent,
+                "expected": self.expected,
+                "first_to_last_s": round(self.send_span_s, 2),
+                "per_s": round(self.sends_per_s, 1),
+                "statuses": self.statuses,
+            },
+            "worker_rss_mib": {"idle": round(self.idle_rss / MIB, 1), "peak": round(self.peak_rss / MIB, 1)},
+            "cpu_s": {name: round(value, 1) for name, value in self.cpu_s.items()},
+            "histories": self.scan.summary(),
+            "progress": self.progress,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    measured: str
+    target: str
+    passed: bool | None  # None: not measured in this run
+
+
+def verdicts(trivial: TrivialResult, main: CampaignResult, smaller: CampaignResult | None) -> list[Verdict]:
+    campaigns = [main] + ([smaller] if smaller else [])
+    enrollment = max(c.activity_max("prepare_campaign") for c in campaigns)
+    planning = max(c.activity_max("plan_step") for c in campaigns)
+    longest = max(c.scan.longest.size for c in campaigns)
+    payload = max(c.scan.largest_payload.size for c in campaigns)
+    ratio = main.sends_per_s / trivial.rate if trivial.rate else 0.0
+    found = [
+        Verdict(
+            "enrollment (prepare_campaign)",
+            f"{enrollment:.2f} s",
+            f"≤ {PLANNING_LIMIT_S:.0f} s",
+            enrollment <= PLANNING_LIMIT_S,
+        ),
+        Verdict(
+            "step planning (longest plan_step)",
+            f"{planning:.2f} s",
+            f"≤ {PLANNING_LIMIT_S:.0f} s",
+            planning <= PLANNING_LIMIT_S,
+        ),
+        Verdict("longest history (any run)", f"{longest:,} events", f"≤ {HISTORY_LIMIT:,}", longest <= HISTORY_LIMIT),
+        Verdict("largest payload in any history", f"{payload:,} B", f"≤ {PAYLOAD_LIMIT:,} B", payload <= PAYLOAD_LIMIT),
+        Verdict(
+            "sends/s ÷ trivial activities/s",
+            f"{main.sends_per_s:.0f} / {trivial.rate:.0f} = {ratio:.2f}",
+            f"≥ {RATE_RATIO_LIMIT:.2f}",
+            ratio >= RATE_RATIO_LIMIT,
+        ),
+        Verdict("all messages sent", f"{main.sent:,} / {main.expected:,}", "all", main.sent == main.expected),
+    ]
+    if smaller is None:
+        found.append(Verdict("worker RSS flat with campaign size", "not compared", "", None))
+    else:
+        growth = main.peak_rss / smaller.peak_rss if smaller.peak_rss else 0.0
+        found.append(
+            Verdict(
+                "worker RSS flat with campaign size",
+                f"{main.peak_rss / MIB:.0f} MiB at {main.contacts:,} vs {smaller.peak_rss / MIB:.0f} MiB"
+                f" at {smaller.contacts:,} (x{growth:.2f})",
+                f"≤ x{RSS_GROWTH_LIMIT:.2f}",
+                growth <= RSS_GROWTH_LIMIT,
+            )
+        )
+    return found
+
+
+def _latency(scan: HistoryScan, name: str) -> str:
+    timings = scan.timings(name)
+    if not timings.running:
+        return "-"
+    run, queued = sorted(timings.running), sorted(timings.queued)
+    p = lambda values, f: values[min(len(values) - 1, int(f * len(values)))] * 1000  # noqa: E731
+    return f"run {p(run, 0.5):.0f}/{p(run, 0.95):.0f} ms, queued {p(queued, 0.5):.0f}/{p(queued, 0.95):.0f} ms"
+
+
+def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, str]]:
+    plan = result.scan.timings("plan_step")
+    cpu = result.cpu_s
+    wall = result.wall_s or 1.0
+    return [
+        ("seed (import contacts, create campaign)", f"{result.seed_s:.1f} s"),
+        ("enrollment (prepare_campaign)", f"{result.activity_max('prepare_campaign'):.2f} s"),
+        (
+            "longest plan_step / calls / total",
+            f"{result.activity_max('plan_step'):.2f} s / {len(plan.running)} / {sum(plan.running):.1f} s",
+        ),
+        ("campaign wall time (launch → completed)", f"{result.wall_s:.1f} s"),
+        ("messages sent / expected", f"{result.sent:,} / {result.expected:,}"),
+        ("sends/s (first → last send)", f"{result.sends_per_s:.1f} over {result.send_span_s:.1f} s"),
+        ("sends/s ÷ trivial activities/s", f"{result.sends_per_s / trivial.rate:.2f}" if trivial.rate else "-"),
+        ("longest history", f"{result.scan.longest.size:,} events ({result.scan.longest.where})"),
+        ("workflow runs (incl. continue-as-new)", f"{result.scan.runs}"),
+        ("largest payload", f"{result.scan.largest_payload.size:,} B ({result.scan.largest_payload.where})"),
+        ("worker RSS idle / peak", f"{result.idle_rss / MIB:.0f} / {result.peak_rss / MIB:.0f} MiB"),
+        (
+            "CPU worker / Temporal / PostgreSQL",
+            " / ".join(f"{cpu.get(k, 0) / wall:.2f}" for k in ("worker", "temporal", "postgres")) + " cores",
+        ),
+        ("send_message p50/p95", _latency(result.scan, "send_message")),
+        ("fetch_due p50/p95", _latency(result.scan, "fetch_due")),
+        ("workflow task p50/p95", _latency(result.scan, WORKFLOW_TASK)),
+    ]
+
+
+def show(trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Verdict], console: Console) -> None:
+    reference = Table(title="Reference: trivial activities on the same server and worker settings")
+    reference.add_column("figure")
+    reference.add_column("value", justify="right")
+    reference.add_row("no-op activities", f"{trivial.activities:,} in {trivial.workflows} workflow(s)")
+    reference.add_row("activities/s (first → last completion)", f"{trivial.rate:.1f}")
+    reference.add_row(
+        "noop / workflow task p50/p95",
+        f"{_latency(trivial.scan, 'bench_noop')}; {_latency(trivial.scan, WORKFLOW_TASK)}",
+    )
+    console.print(reference)
+    figures = Table(title="Campaign: email → sms → voicemail, window always, gap 0 s")
+    figures.add_column("figure")
+    for result in campaigns:
+        figures.add_column(f"{result.contacts:,} contacts ({result.database})", justify="right")
+    rows = [_figures(result, trivial) for result in campaigns]
+    for index, (name, _) in enumerate(rows[0]):
+        figures.add_row(name, *(row[index][1] for row in rows))
+    console.print(figures)
+    targets = Table(title="Targets")
+    for column in ("target", "measured", "limit", "result"):
+        targets.add_column(column)
+    for verdict in found:
+        mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]" if verdict.passed is False else "n/a"
+        targets.add_row(verdict.name, verdict.measured, verdict.target, mark)
+    console.print(targets)
+
+
+def write(
+    arguments: dict[str, Any], trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Verdict]
+) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{stamp}.json"
+    document = {
+        "created_at": datetime.now(UTC).isoformat(),
+        "arguments": arguments,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
+        "trivial": trivial.to_json(),
+        "campaigns": [result.to_json() for result in campaigns],
+        "targets": [
+            {
+                "name": v.name,
+                "measured": v.measured,
+                "limit": v.target,
+                "result": "PASS" if v.passed else "FAIL" if v.passed is False else "n/a",
+            }
+            for v in found
+        ],
+    }
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0

@@ -1,0 +1,100 @@
+"""Cancel, replies and continue-as-new on the time-skipping test server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from runtime.names import step_workflow_id
+from schemas.enums import CampaignStatus
+from schemas.signals import CANCEL, CONTACT_REPLIED, CancelSignal, ContactRepliedSignal
+from schemas.workflow_io import Tuning
+from tests.conftest import Database
+from tests.support import EMAIL_STEP, SMS_STEP, THREE_STEPS, Outbound, campaign_spec, people, save_history, seed
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> AsyncIterator[Outbound]:
+    yield Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
+
+
+async def test_cancel_after_the_first_step_cancels_everything_pending(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 5)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        await workflow_env.sleep(timedelta(hours=12))
+        await handle.signal(CANCEL, CancelSignal(reason="test"))
+        progress = await handle.result()
+        await save_history(handle, "cancel_after_first_step")
+
+    assert progress.lifecycle.state is CampaignStatus.CANCELLED
+    assert outbound.counts(campaign) == {(1, "SENT"): 5, (2, "CANCELLED"): 5, (3, "CANCELLED"): 5}
+    assert (len(outbound.files("email")), len(outbound.files("sms"))) == (5, 0)
+
+
+async def test_cancel_during_the_start_delay_sends_nothing(outbound: Outbound) -> None:
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 3)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign, start_delay_seconds=300)
+        await handle.signal(CANCEL, CancelSignal())
+        progress = await handle.result()
+    assert progress.lifecycle.state is CampaignStatus.CANCELLED
+    assert progress.enrolled == 0
+    assert outbound.files("email") == []
+
+
+async def test_temporal_workflow_cancel_takes_the_same_path_as_the_signal(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 3)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        await workflow_env.sleep(timedelta(hours=6))
+        await handle.cancel()
+        progress = await handle.result()
+    assert progress.lifecycle.state is CampaignStatus.CANCELLED
+    assert outbound.counts(campaign) == {(1, "SENT"): 3, (2, "CANCELLED"): 3, (3, "CANCELLED"): 3}
+
+
+async def test_a_contact_who_replies_after_step_one_gets_nothing_more(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 4)})
+    replier = outbound.contact_id("a1@example.com")
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        await workflow_env.sleep(timedelta(hours=12))
+        await handle.signal(CONTACT_REPLIED, ContactRepliedSignal(contact_id=replier, event_id="msg-1"))
+        await handle.signal(CONTACT_REPLIED, ContactRepliedSignal(contact_id=replier, event_id="msg-1"))
+        progress = await handle.result()
+        await save_history(handle, "reply_mid_campaign")
+
+    assert progress.lifecycle.state is CampaignStatus.COMPLETED
+    counts = outbound.counts(campaign)
+    assert counts[(1, "SENT")] == 4
+    assert (counts[(2, "SENT")], counts[(2, "SKIPPED")]) == (3, 1)
+    assert (counts[(3, "SENT")], counts[(3, "SKIPPED")]) == (3, 1)
+
+
+async def test_step_histories_stay_bounded_by_continue_as_new(outbound: Outbound) -> None:
+    campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP, SMS_STEP]), {"A": people("a", 60)})
+    tuning = Tuning(history_threshold=60, send_window=5)
+    async with outbound.worker():
+        handle = await outbound.launch(campaign, tuning=tuning)
+        await handle.result()
+        step = outbound.client.get_workflow_handle(step_workflow_id(campaign, 1, outbound.prefix))
+        history = await step.fetch_history()
+        await save_history(step, "step_after_continue_as_new")
+
+    assert outbound.counts(campaign) == {(1, "SENT"): 60, (2, "SENT"): 60}
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the step workflow should have continued as new"
+    assert len(history.events) < 60 + 5 * 8
