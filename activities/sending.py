@@ -70,6 +70,7 @@ class SendActivities:
         else:
             held = self._enter_sending(context, message.key, now)
             if held is not None:
+                activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
                 return held
         try:
             receipt = provider.send(message)

@@ -32,12 +32,12 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench.database import DEFAULT_ADMIN_URL, fresh_database, seed, sent_by_step, summarise_sends
 from bench.histories import list_runs, scan
+from bench.pgwait import PgWaitSampler
 from bench.processes import (
     CpuMeter,
     RssSampler,
     free_port,
     outbound_command,
-    postgres_processes,
     start_process,
     stop_process,
     trivial_command,
@@ -56,8 +56,8 @@ from starter.client import OutboundClient
 from starter.devserver import start_dev_server, stop
 
 STEPS = 3
-console = Console()
-err = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 
 def say(message: str) -> None:
@@ -81,6 +81,13 @@ class Bench:
             **values,
         }
 
+    def cpu_meters(self, worker_pid: int) -> dict[str, CpuMeter]:
+        return {
+            "worker": CpuMeter([psutil.Process(worker_pid)]),
+            "temporal": CpuMeter([psutil.Process(self.server_pid)]),
+            "postgres": CpuMeter(name_prefix="postgres"),
+        }
+
     @property
     def tuning(self) -> Tuning:
         return Tuning(send_window=self.args.window)
@@ -93,11 +100,14 @@ async def measure_trivial(bench: Bench) -> TrivialResult:
     process = start_process(trivial_command(), bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://"), log)
     sampler = RssSampler(process.pid)
     sampler.start()
+    meters = bench.cpu_meters(process.pid)
     prefix = f"bench-trivial-{uuid.uuid4().hex[:6]}"
     each = max(1, args.trivial_activities // args.trivial_workflows)
     try:
         await wait_for_pollers(bench.client, WORKFLOW_QUEUE, process, log)
         say(f"trivial: {each * args.trivial_workflows:,} no-op activities in {args.trivial_workflows} workflow(s)")
+        for meter in meters.values():
+            meter.start()
         started = time.perf_counter()
         handles = [
             await bench.client.start_workflow(
@@ -110,6 +120,7 @@ async def measure_trivial(bench: Bench) -> TrivialResult:
         ]
         done = sum(await asyncio.gather(*(handle.result() for handle in handles)))
         wall = time.perf_counter() - started
+        cpu = {name: meter.stop() for name, meter in meters.items()}
     finally:
         stop_process(process)
         sampler.stop()
@@ -118,7 +129,7 @@ async def measure_trivial(bench: Bench) -> TrivialResult:
         f"WorkflowType = 'BenchTrivialWorkflow' AND WorkflowId STARTS_WITH '{prefix}'",
         expected_ids={handle.id for handle in handles},
     )
-    result = TrivialResult(done, args.trivial_workflows, wall, await scan(bench.client, runs), sampler.peak)
+    result = TrivialResult(done, args.trivial_workflows, wall, await scan(bench.client, runs), sampler.peak, cpu)
     say(f"trivial: {result.rate:.0f} activities/s ({wall:.1f} s wall)")
     return result
 
@@ -154,17 +165,15 @@ async def _run_campaign(
     process = start_process(outbound_command(), env, log)
     sampler = RssSampler(process.pid)
     sampler.start()
+    waits = PgWaitSampler(url)
     try:
         await wait_for_pollers(bench.client, campaign_queue(prefix), process, log)
         await asyncio.sleep(1)
         idle = sampler.sample()
-        meters = {
-            "worker": CpuMeter([psutil.Process(process.pid)]),
-            "temporal": CpuMeter([psutil.Process(bench.server_pid)]),
-            "postgres": CpuMeter(postgres_processes()),
-        }
+        meters = bench.cpu_meters(process.pid)
         for meter in meters.values():
             meter.start()
+        waits.start()
         started = time.perf_counter()
         handle = await OutboundClient(bench.client, prefix).launch(campaign_id, tuning=bench.tuning)
         say(f"[{contacts:,}] launched campaign {campaign_id} ({handle.id})")
@@ -172,10 +181,11 @@ async def _run_campaign(
         wall = time.perf_counter() - started
         cpu = {name: meter.stop() for name, meter in meters.items()}
     finally:
+        waits.stop()
         stop_process(process)
         sampler.stop()
     sends = summarise_sends(reader, campaign_id)
-    say(f"[{contacts:,}] {sends.sent:,} sent in {wall:.1f} s; reading the histories")
+    say(f"[{contacts:,}] {sends.total.count:,} sent in {wall:.1f} s; reading the histories")
     expected = {campaign_workflow_id(campaign_id, prefix)} | {
         step_workflow_id(campaign_id, position, prefix) for position in range(1, STEPS + 1)
     }
@@ -184,21 +194,18 @@ async def _run_campaign(
     say(f"[{contacts:,}] {scanned.runs} runs, {scanned.events:,} events read in {scanned.seconds:.1f} s")
     if not bench.args.keep_temp:
         shutil.rmtree(outbox, ignore_errors=True)
-    span = (sends.last_sent - sends.first_sent).total_seconds() if sends.first_sent and sends.last_sent else 0.0
     return CampaignResult(
         contacts=contacts,
         database=make_url(url).get_backend_name(),
         seed_s=seed_s,
         wall_s=wall,
-        sent=sends.sent,
         expected=contacts * STEPS,
-        sends_per_s=sends.sends_per_second,
-        send_span_s=span,
-        statuses=sends.by_status,
+        sends=sends,
         scan=scanned,
         idle_rss=idle,
         peak_rss=sampler.peak,
         cpu_s=cpu,
+        pg_waits=waits.summary(),
         progress=progress,
     )
 

@@ -108,42 +108,56 @@ def seed(sessions: SessionFactory, count: int, wait: str) -> Seeded:
 
 
 @dataclass(frozen=True)
-class SendSummary:
-    sent: int
-    first_sent: datetime | None
-    last_sent: datetime | None
-    by_status: dict[str, int]
-    sent_by_step: dict[int, int]
+class Sends:
+    """Messages sent and when the first and the last went out."""
+
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
 
     @property
-    def sends_per_second(self) -> float:
-        if not self.sent or self.first_sent is None or self.last_sent is None:
-            return 0.0
-        span = (self.last_sent - self.first_sent).total_seconds()
-        return self.sent / span if span > 0 else 0.0
+    def span_s(self) -> float:
+        return (self.last - self.first).total_seconds() if self.first and self.last else 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.span_s if self.span_s > 0 else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"sent": self.count, "first_to_last_s": round(self.span_s, 2), "per_s": round(self.per_second, 1)}
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    total: Sends
+    by_step: dict[int, Sends]
+    by_status: dict[str, int]
 
 
 def sent_by_step(sessions: SessionFactory, campaign_id: int) -> dict[int, int]:
+    return {position: sends.count for position, sends in _sends_by_step(sessions, campaign_id).items()}
+
+
+def _sends_by_step(sessions: SessionFactory, campaign_id: int) -> dict[int, Sends]:
     with sessions() as session:
         rows = session.execute(
-            select(Step.position, func.count())
+            select(Step.position, func.count(), func.min(StepExecution.sent_at), func.max(StepExecution.sent_at))
             .join(StepExecution, StepExecution.step_id == Step.id)
             .where(StepExecution.campaign_id == campaign_id, StepExecution.status == ExecutionStatus.SENT.value)
             .group_by(Step.position)
         ).all()
-    return {position: count for position, count in rows}
+    return {position: Sends(count, first, last) for position, count, first, last in rows}
 
 
 def summarise_sends(sessions: SessionFactory, campaign_id: int) -> SendSummary:
+    by_step = _sends_by_step(sessions, campaign_id)
     with sessions() as session:
         statuses = session.execute(
             select(StepExecution.status, func.count())
             .where(StepExecution.campaign_id == campaign_id)
             .group_by(StepExecution.status)
         ).all()
-        count, first, last = session.execute(
-            select(func.count(), func.min(StepExecution.sent_at), func.max(StepExecution.sent_at)).where(
-                StepExecution.campaign_id == campaign_id, StepExecution.status == ExecutionStatus.SENT.value
-            )
-        ).one()
-    return SendSummary(count, first, last, {status: n for status, n in statuses}, sent_by_step(sessions, campaign_id))
+    firsts = [s.first for s in by_step.values() if s.first]
+    lasts = [s.last for s in by_step.values() if s.last]
+    total = Sends(sum(s.count for s in by_step.values()), min(firsts, default=None), max(lasts, default=None))
+    return SendSummary(total, by_step, {status: count for status, count in statuses})

@@ -84,40 +84,37 @@ async def wait_for_pollers(
     raise TimeoutError(f"no worker polled {queue} within {timeout:.0f} s; see {log}")
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
-def postgres_processes() -> list[psutil.Process]:
-    """The PostgreSQL server processes on this machine (for a CPU share, read only)."""
-    found = []
-    for process in psutil.process_iter(["name"]):
-        if (process.info.get("name") or "").startswith("postgres"):
-            found.append(process)
-    return found
+def _cpu(process: psutil.Process) -> float | None:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
 
 
 @dataclass
 class CpuMeter:
-    """CPU seconds used by some processes between `start()` and `stop()`."""
+    """CPU seconds used between `start()` and `stop()` by fixed processes or, with
+    `name_prefix`, by every process of that name, including those started in between
+    (PostgreSQL starts a backend per new connection)."""
 
-    processes: list[psutil.Process]
-    started: float = 0.0
-    used: float = 0.0
+    processes: list[psutil.Process] = field(default_factory=list)
+    name_prefix: str | None = None
+    _before: dict[int, float] = field(default_factory=dict)
+
+    def _current(self) -> dict[int, float]:
+        found = self.processes
+        if self.name_prefix is not None:
+            found = [
+                p for p in psutil.process_iter(["name"]) if (p.info.get("name") or "").startswith(self.name_prefix)
+            ]
+        return {process.pid: cpu for process in found if (cpu := _cpu(process)) is not None}
 
     def start(self) -> None:
-        self.started = cpu_seconds(self.processes)
+        self._before = self._current()
 
     def stop(self) -> float:
-        self.used = cpu_seconds(self.processes) - self.started
-        return self.used
+        return sum(cpu - self._before.get(pid, 0.0) for pid, cpu in self._current().items())
 
 
 @dataclass

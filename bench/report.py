@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.database import SendSummary
 from bench.histories import WORKFLOW_TASK, HistoryScan
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,6 +31,7 @@ class TrivialResult:
     wall_s: float
     scan: HistoryScan
     peak_rss: int
+    cpu_s: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -43,6 +45,7 @@ class TrivialResult:
             "activities_per_s": round(self.rate, 1),
             "activities_per_s_wall": round(self.activities / self.wall_s, 1) if self.wall_s else 0,
             "worker_peak_rss_mib": round(self.peak_rss / MIB, 1),
+            "cpu_cores": _cores(self.cpu_s, self.wall_s),
             "histories": self.scan.summary(),
         }
 
@@ -53,16 +56,22 @@ class CampaignResult:
     database: str
     seed_s: float
     wall_s: float
-    sent: int
     expected: int
-    sends_per_s: float
-    send_span_s: float
-    statuses: dict[str, int]
+    sends: SendSummary
     scan: HistoryScan
     idle_rss: int
     peak_rss: int
     cpu_s: dict[str, float]
+    pg_waits: dict[str, float]
     progress: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return self.sends.total.count
+
+    @property
+    def sends_per_s(self) -> float:
+        return self.sends.total.per_second
 
     def activity_max(self, name: str) -> float:
         running = self.scan.timings(name).running
@@ -82,17 +91,22 @@ class CampaignResult:
                 "plan_step_total_s": round(sum(plan.running), 3),
             },
             "sends": {
-                "sent": self.sent,
+                **self.sends.total.to_json(),
                 "expected": self.expected,
-                "first_to_last_s": round(self.send_span_s, 2),
-                "per_s": round(self.sends_per_s, 1),
-                "statuses": self.statuses,
+                "by_step": {position: sends.to_json() for position, sends in sorted(self.sends.by_step.items())},
+                "statuses": self.sends.by_status,
             },
             "worker_rss_mib": {"idle": round(self.idle_rss / MIB, 1), "peak": round(self.peak_rss / MIB, 1)},
-            "cpu_s": {name: round(value, 1) for name, value in self.cpu_s.items()},
+            "cpu_cores": _cores(self.cpu_s, self.wall_s),
+            "postgres_sessions": self.pg_waits,
             "histories": self.scan.summary(),
             "progress": self.progress,
         }
+
+
+def _cores(cpu_s: dict[str, float], wall_s: float) -> dict[str, float]:
+    """CPU seconds per process group divided by wall seconds: cores kept busy."""
+    return {name: round(value / wall_s, 2) if wall_s else 0.0 for name, value in cpu_s.items()}
 
 
 @dataclass(frozen=True)
@@ -160,8 +174,8 @@ def _latency(scan: HistoryScan, name: str) -> str:
 
 def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, str]]:
     plan = result.scan.timings("plan_step")
-    cpu = result.cpu_s
-    wall = result.wall_s or 1.0
+    cores = _cores(result.cpu_s, result.wall_s)
+    waits = ", ".join(f"{label} {mean:.1f}" for label, mean in list(result.pg_waits.items())[:4]) or "-"
     return [
         ("seed (import contacts, create campaign)", f"{result.seed_s:.1f} s"),
         ("enrollment (prepare_campaign)", f"{result.activity_max('prepare_campaign'):.2f} s"),
@@ -171,7 +185,11 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
         ),
         ("campaign wall time (launch → completed)", f"{result.wall_s:.1f} s"),
         ("messages sent / expected", f"{result.sent:,} / {result.expected:,}"),
-        ("sends/s (first → last send)", f"{result.sends_per_s:.1f} over {result.send_span_s:.1f} s"),
+        ("sends/s (first → last send)", f"{result.sends_per_s:.1f} over {result.sends.total.span_s:.1f} s"),
+        (
+            "sends/s per step (its own first → last)",
+            ", ".join(f"{s.per_second:.0f}" for _, s in sorted(result.sends.by_step.items())),
+        ),
         ("sends/s ÷ trivial activities/s", f"{result.sends_per_s / trivial.rate:.2f}" if trivial.rate else "-"),
         ("longest history", f"{result.scan.longest.size:,} events ({result.scan.longest.where})"),
         ("workflow runs (incl. continue-as-new)", f"{result.scan.runs}"),
@@ -179,8 +197,9 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
         ("worker RSS idle / peak", f"{result.idle_rss / MIB:.0f} / {result.peak_rss / MIB:.0f} MiB"),
         (
             "CPU worker / Temporal / PostgreSQL",
-            " / ".join(f"{cpu.get(k, 0) / wall:.2f}" for k in ("worker", "temporal", "postgres")) + " cores",
+            " / ".join(f"{cores.get(k, 0):.2f}" for k in ("worker", "temporal", "postgres")) + " cores",
         ),
+        ("PostgreSQL sessions (mean)", waits),
         ("send_message p50/p95", _latency(result.scan, "send_message")),
         ("fetch_due p50/p95", _latency(result.scan, "fetch_due")),
         ("workflow task p50/p95", _latency(result.scan, WORKFLOW_TASK)),
@@ -193,6 +212,11 @@ def show(trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Ve
     reference.add_column("value", justify="right")
     reference.add_row("no-op activities", f"{trivial.activities:,} in {trivial.workflows} workflow(s)")
     reference.add_row("activities/s (first → last completion)", f"{trivial.rate:.1f}")
+    cores = _cores(trivial.cpu_s, trivial.wall_s)
+    reference.add_row(
+        "CPU worker / Temporal / PostgreSQL",
+        " / ".join(f"{cores.get(k, 0):.2f}" for k in ("worker", "temporal", "postgres")) + " cores",
+    )
     reference.add_row(
         "noop / workflow task p50/p95",
         f"{_latency(trivial.scan, 'bench_noop')}; {_latency(trivial.scan, WORKFLOW_TASK)}",

@@ -120,6 +120,16 @@ class Outbound:
             await workers.shutdown()
             await asyncio.gather(task, return_exceptions=True)
 
+    @asynccontextmanager
+    async def second_client(self) -> AsyncIterator[Outbound]:
+        """The same deployment seen through another connection, as a second worker
+        process would (one client may not register two workers on one task queue)."""
+        config = self.client.service_client.config
+        client = await Client.connect(
+            config.target_host, namespace=self.client.namespace, data_converter=self.client.data_converter
+        )
+        yield Outbound(client, self.sessions, self.outbox, self.prefix, self.faults, self.database_url)
+
     async def launch(
         self, campaign_id: int, *, start_delay_seconds: int = 0, tuning: Tuning | None = None
     ) -> WorkflowHandle[Any, Any]:
