@@ -5,11 +5,11 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from db.contacts_repo import stop_contact
 from db.engine import SessionFactory, unit_of_work
 from db.enrollment import enroll, schedule_steps
 from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
 from db.models import Campaign
-from db.contacts_repo import stop_contact
 from schemas.activity_io import LifecycleInput, PrepareCampaignInput, PrepareCampaignResult, StopContactInput
 from schemas.enums import CampaignStatus
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
+from db.models import Campaign, Contact, StepExecution
 from db.sending import (
     SendContext,
-    claim_quota,
     cancel_sending,
+    claim_quota,
     close_row,
     dead_letter,
     hold_time,
@@ -32,7 +34,7 @@ from domain.templates import TemplateRenderError, contact_context, render_templa
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, Provider, ProviderError, SentReceipt
 from schemas.activity_io import SendInput, SendResult, SettleInput
 from schemas.campaign_file import CampaignFile
-from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome, SkipReason
+from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome
 
 
 def effective_now(workflow_now: datetime) -> datetime:
@@ -110,7 +112,7 @@ class SendActivities:
             )
         return provider
 
-    def _compose(self, session: object, context: SendContext) -> OutgoingMessage:
+    def _compose(self, session: Session, context: SendContext) -> OutgoingMessage:
         step, contact = context.step, context.contact
         variables = contact_context(contact)
         try:
@@ -125,7 +127,7 @@ class SendActivities:
         to = contact.email if channel is Channel.EMAIL else contact.phone
         fields: dict[str, object] = {}
         if channel is Channel.EMAIL and not step.new_thread:
-            parent, thread, chain = previous_email(session, context.execution)  # type: ignore[arg-type]
+            parent, thread, chain = previous_email(session, context.execution)
             if parent:
                 subject = str(rendered.get("subject", ""))
                 rendered["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
@@ -173,20 +175,17 @@ class SendActivities:
                 return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
             return self._closed_gate(session, context, now)
 
-    def _closed_gate(self, session: object, context: SendContext, now: datetime) -> SendResult:
+    def _closed_gate(self, session: Session, context: SendContext, now: datetime) -> SendResult:
         """Why the gate refused, and what happens to the row."""
-        from db.models import Campaign, Contact
-
-        assert hasattr(session, "get")
         campaign = session.get(Campaign, context.campaign.id)
         contact = session.get(Contact, context.contact.id)
         if contact is not None and contact.stopped_reason:
-            close_row(session, context.execution.id, ExecutionStatus.SKIPPED, contact.stopped_reason, now)  # type: ignore[arg-type]
+            close_row(session, context.execution.id, ExecutionStatus.SKIPPED, contact.stopped_reason, now)
             return SendResult(outcome=SendOutcome.SKIPPED, detail=contact.stopped_reason)
         if campaign is not None and campaign.status == CampaignStatus.CANCELLED.value:
-            close_row(session, context.execution.id, ExecutionStatus.CANCELLED, None, now)  # type: ignore[arg-type]
+            close_row(session, context.execution.id, ExecutionStatus.CANCELLED, None, now)
             return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="campaign cancelled")
-        if reschedule(session, context.execution.id, hold_time(now), now):  # type: ignore[arg-type]
+        if reschedule(session, context.execution.id, hold_time(now), now):
             return SendResult(outcome=SendOutcome.HELD, detail=campaign.status if campaign else None)
         return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
 
@@ -196,8 +195,6 @@ class SendActivities:
                 sender_tz = zone(context.sender.timezone)
                 next_day = day_bounds(local_day(now, sender_tz), sender_tz)[1]
                 # The row is SENDING: the provider refused, so nothing went out; back to waiting.
-                from db.models import StepExecution
-
                 row = session.get_one(StepExecution, context.execution.id)
                 row.status = ExecutionStatus.SCHEDULED.value
                 row.scheduled_for = next_day
@@ -212,6 +209,3 @@ class SendActivities:
         with unit_of_work(self.sessions) as session:
             mark_sent(session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id)
         return SendResult(outcome=SendOutcome.SENT)
-
-
-__all__ = ["SendActivities", "SkipReason"]

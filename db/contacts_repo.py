@@ -41,6 +41,7 @@ _UPDATABLE = ("phone", "first_name", "last_name", "company", "title", "timezone"
 _CONTACTS = cast(Table, Contact.__table__)
 _MEMBERS = cast(Table, LeadGroupMember.__table__)
 
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     """What an import did: a re-import of the same file reports only updates."""

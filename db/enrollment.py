@@ -67,9 +67,11 @@ def enroll(session: Session, campaign: Campaign, now: datetime) -> EnrollmentCou
         enrolled = session.scalar(select(func.count()).where(Enrollment.campaign_id == campaign.id)) or 0
         return EnrollmentCounts(enrolled=enrolled)
     skip_busy = bool(campaign.definition.get("skip_active_elsewhere", True))
-    members = select(LeadGroupMember.contact_id).join(
-        CampaignLeadGroup, CampaignLeadGroup.group_id == LeadGroupMember.group_id
-    ).where(CampaignLeadGroup.campaign_id == campaign.id)
+    members = (
+        select(LeadGroupMember.contact_id)
+        .join(CampaignLeadGroup, CampaignLeadGroup.group_id == LeadGroupMember.group_id)
+        .where(CampaignLeadGroup.campaign_id == campaign.id)
+    )
     in_groups = Contact.id.in_(members)
     counts = EnrollmentCounts(
         candidates=session.scalar(select(func.count()).select_from(members.subquery())) or 0,
@@ -113,9 +115,7 @@ def _pages(session: Session, conditions: Sequence[ColumnElement[bool]]) -> Itera
     last = 0
     while True:
         page = list(
-            session.scalars(
-                select(Contact.id).where(*conditions, Contact.id > last).order_by(Contact.id).limit(PAGE)
-            )
+            session.scalars(select(Contact.id).where(*conditions, Contact.id > last).order_by(Contact.id).limit(PAGE))
         )
         if not page:
             return

@@ -129,7 +129,8 @@ def _plan_row(
     reason = _skip_reason(candidate)
     if reason is not None:
         return row | {"status": ExecutionStatus.SKIPPED.value, "skip_reason": reason.value}
-    assert step.start_at is not None and candidate.sender_id is not None
+    assert step.start_at is not None
+    assert candidate.sender_id is not None
     due = step.start_at
     if candidate.previous_done_at is not None:
         after_previous = add_span(candidate.previous_done_at, gap, campaign_tz)
@@ -195,16 +196,22 @@ def _candidates(session: Session, step: Step, previous: Step | None, channel: Ch
         .where(Enrollment.campaign_id == step.campaign_id, current.id.is_(None))
     )
     if previous is not None:
-        query = query.join(
-            prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)
-        ).where(prior.status.in_(_TERMINAL))
+        query = query.join(prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)).where(
+            prior.status.in_(_TERMINAL)
+        )
     last = 0
     while True:
         rows = session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(PAGE)).all()
         if not rows:
             return
-        yield [Candidate(*row) if previous else Candidate(*row[:4], None, None, row[4]) for row in rows]
+        yield [_candidate(tuple(row), previous is not None) for row in rows]
         last = rows[-1][0]
+
+
+def _candidate(row: tuple[Any, ...], has_previous: bool) -> Candidate:
+    contact_id, sender_id, has_address, timezone = row[:4]
+    previous_status, previous_done_at = row[4:6] if has_previous else (None, None)
+    return Candidate(contact_id, sender_id, has_address, timezone, previous_status, previous_done_at, row[-1])
 
 
 def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]:

@@ -128,9 +128,7 @@ def claim_quota(session: Session, sender_id: int, day: date) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def mark_sent(
-    session: Session, execution_id: int, now: datetime, message_id: str, thread_id: str | None
-) -> bool:
+def mark_sent(session: Session, execution_id: int, now: datetime, message_id: str, thread_id: str | None) -> bool:
     result = session.execute(
         update(StepExecution)
         .where(StepExecution.id == execution_id, StepExecution.status == ExecutionStatus.SENDING.value)
@@ -193,12 +191,9 @@ def dead_letter(
     return True
 
 
-
 def hold_time(now: datetime) -> datetime:
     """A held row waits a little so an unpaused step does not spin on it."""
     return now + timedelta(seconds=30)
-
-
 
 
 def cancel_sending(session: Session, execution_id: int, now: datetime) -> None:

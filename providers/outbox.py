@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.base import FailureKind, OutgoingMessage, ProviderError, SentReceipt

@@ -21,7 +21,9 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
         if error.status != RPCStatusCode.UNIMPLEMENTED:
             raise
         known = set()
-    missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES if key.name not in known}
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES if key.name not in known
+    }
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
@@ -136,7 +136,9 @@ class CampaignFile(BaseModel):
     def _senders_for_steps(self) -> CampaignFile:
         for index, step in enumerate(self.steps):
             if not self.senders.for_channel(step.channel):
-                raise ValueError(f"steps[{index}] uses channel {step.channel.value} but senders.{step.channel.value} is empty")
+                raise ValueError(
+                    f"steps[{index}] uses channel {step.channel.value} but senders.{step.channel.value} is empty"
+                )
         if self.send_gap.days or self.jitter.days:
             raise ValueError("send_gap and jitter must be below a day (use s, m or h)")
         return self

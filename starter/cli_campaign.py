@@ -52,7 +52,9 @@ def create(file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) 
 @campaign_app.command("launch")
 def launch(
     campaign_id: CampaignId,
-    start_delay: Annotated[str, typer.Option(help="Wait before enrolling, e.g. 5m; pause/cancel work during it.")] = "0s",
+    start_delay: Annotated[
+        str, typer.Option(help="Wait before enrolling, e.g. 5m; pause/cancel work during it.")
+    ] = "0s",
 ) -> None:
     """Start the campaign's workflow (once: a second launch is refused)."""
     ctx = CliContext()
@@ -121,7 +123,9 @@ def _signal(campaign_id: int, verb: str, reason: str | None = None) -> None:
 
 
 @campaign_app.command("pause")
-def pause(campaign_id: CampaignId, reason: Annotated[str | None, typer.Option(help="Why (kept in history).")] = None) -> None:
+def pause(
+    campaign_id: CampaignId, reason: Annotated[str | None, typer.Option(help="Why (kept in history).")] = None
+) -> None:
     """Hold every contact where it is; nothing more is sent until `resume`."""
     _signal(campaign_id, "pause", reason)
 

@@ -65,7 +65,10 @@ class OutboundClient:
                     ]
                 ),
                 static_summary=f"Campaign {campaign_id}",
-                static_details=f"Outreach campaign {campaign_id}; steps run as child workflows {campaign_workflow_id(campaign_id, self.prefix)}-step-N",
+                static_details=(
+                    f"Outreach campaign {campaign_id}; its steps run as the workflows"
+                    f" {campaign_workflow_id(campaign_id, self.prefix)}-step-N"
+                ),
             )
         except WorkflowAlreadyStartedError:
             raise CampaignControlError(f"campaign {campaign_id} was already launched") from None
@@ -85,9 +88,7 @@ class OutboundClient:
     async def progress(self, campaign_id: int) -> CampaignProgress | None:
         """The live state from the workflow, or None when it is not reachable."""
         try:
-            result: CampaignProgress = await self.handle(campaign_id).query(
-                STATUS_QUERY, result_type=CampaignProgress
-            )
+            result: CampaignProgress = await self.handle(campaign_id).query(STATUS_QUERY, result_type=CampaignProgress)
             return result
         except Exception:
             return None

@@ -75,7 +75,8 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool) -> 
                         live.update(render_report(campaign_report(session, campaign_id)))  # type: ignore[arg-type]
                     break
                 await asyncio.sleep(0.5)
-        console.print(f"Campaign {campaign_id} finished: {description.status.name.lower()}")
+        final = description.status.name.lower() if description.status else "unknown"
+        console.print(f"Campaign {campaign_id} finished: {final}")
         console.print(f"Outbox (the messages written): [bold]{settings.outbox_dir.resolve()}[/]")
         console.print(f"Web UI: {ui}")
         if keep_running:

@@ -9,16 +9,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from temporalio.testing import WorkflowEnvironment
+
+if TYPE_CHECKING:
+    from tests.support import Outbound
 
 from db.engine import SessionFactory, make_engine, make_session_factory
 from db.migrate import upgrade
 from runtime.search_attributes import register_search_attributes
 from runtime.temporal import DATA_CONVERTER
-from temporalio.testing import WorkflowEnvironment
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OUTBOUND_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -149,3 +153,11 @@ def _venv_binary(name: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} is not installed: run `uv sync`")
     return found
+
+
+@pytest.fixture
+def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> Outbound:
+    """An isolated deployment (own task queues, database and outbox) on the test server."""
+    from tests.support import Outbound
+
+    return Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)

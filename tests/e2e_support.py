@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from starter.devserver import start_dev_server, stop
+
 BIN = Path(sys.executable).parent
 OUTBOUND = BIN / "outbound"
 TEMPORAL = BIN / "temporal"
@@ -35,6 +37,9 @@ POLL_TIMEOUT = 60.0
 POLL_INTERVAL = 0.5
 GRACEFUL_EXIT_SECONDS = 35.0
 
+# The senders examples/demo-campaign.yaml names.
+SENDERS = (("email", "sales@outbound.example"), ("sms", "+15005550006"), ("voicemail", "+15005550006"))
+
 Report = dict[str, Any]
 T = TypeVar("T")
 
@@ -45,6 +50,12 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
 
 
 def clean_environment(**overrides: str) -> dict[str, str]:
@@ -190,12 +201,31 @@ class Deployment:
         return " ".join(done.stderr.split())  # rich may wrap long messages
 
     def load_examples(self) -> None:
-        """What the README asks for before the demo campaign: both lead groups, three senders."""
+        """What the README asks for before the demo campaign: both lead groups, three senders.
+
+        The senders are added while the contacts import (different rows, so this is safe and
+        also shows that concurrent CLI writers queue up instead of failing)."""
+        senders = [
+            self.start("senders", "add", "--channel", channel, "--address", address, "--daily-limit", "200")
+            for channel, address in SENDERS
+        ]
         self.ok("contacts", "import", str(EXAMPLES / "leads-a.csv"), "--group", "Group A")
         self.ok("contacts", "import", str(EXAMPLES / "leads-b.csv"), "--group", "Group B")
-        self.ok("senders", "add", "--channel", "email", "--address", "sales@outbound.example", "--daily-limit", "200")
-        self.ok("senders", "add", "--channel", "sms", "--address", "+15005550006", "--daily-limit", "200")
-        self.ok("senders", "add", "--channel", "voicemail", "--address", "+15005550006", "--daily-limit", "200")
+        for process in senders:
+            stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
+            done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+            assert done.returncode == 0, describe(done)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """Start `outbound <args>` without waiting for it."""
+        return subprocess.Popen(
+            [str(OUTBOUND), *args],
+            env=self.env,
+            cwd=self.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def create_campaign(self, file: Path) -> int:
         """`outbound campaign create FILE`: the new id is the only thing on stdout."""
@@ -253,6 +283,10 @@ class Deployment:
         folder = self.outbox / channel
         return sorted(folder.glob("*.eml" if channel == "email" else "*.json")) if folder.exists() else []
 
+    def wait_for_files(self, channel: str, count: int) -> None:
+        """Watch the outbox (much cheaper than polling the CLI) until `count` messages are there."""
+        eventually(lambda: len(self.files(channel)) >= count, what=f"{count} {channel} message(s) in the outbox")
+
     def email_recipients(self) -> list[str]:
         return [str(email.message_from_bytes(path.read_bytes())["To"]).lower() for path in self.files("email")]
 
@@ -264,8 +298,6 @@ class Deployment:
 @contextmanager
 def dev_server(home: Path) -> Iterator[TemporalServer]:
     """A Temporal dev server on free ports with Outbound's search attributes."""
-    from starter.devserver import start_dev_server, stop
-
     port, ui_port = free_port(), free_port()
     process = start_dev_server(home, port=port, ui_port=ui_port)
     try:

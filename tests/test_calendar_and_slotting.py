@@ -72,7 +72,10 @@ def test_slots_respect_daily_capacity_and_spacing_per_sender() -> None:
 
 def test_capacity_already_booked_elsewhere_is_subtracted() -> None:
     slotter = Slotter(
-        BUSINESS_HOURS, gap_seconds=0, jitter_seconds=0, booked=lambda sender, start, end: 5 if start.astimezone(NEW_YORK).weekday() == 0 else 0
+        BUSINESS_HOURS,
+        gap_seconds=0,
+        jitter_seconds=0,
+        booked=lambda sender, start, end: 5 if start.astimezone(NEW_YORK).weekday() == 0 else 0,
     )
     sender = SenderCapacity(1, daily_limit=5, tz=NEW_YORK)
     monday = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -13,15 +11,9 @@ from runtime.names import step_workflow_id
 from schemas.enums import CampaignStatus
 from schemas.signals import CANCEL, CONTACT_REPLIED, CancelSignal, ContactRepliedSignal
 from schemas.workflow_io import Tuning
-from tests.conftest import Database
 from tests.support import EMAIL_STEP, SMS_STEP, THREE_STEPS, Outbound, campaign_spec, people, save_history, seed
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> AsyncIterator[Outbound]:
-    yield Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
 
 
 async def test_cancel_after_the_first_step_cancels_everything_pending(

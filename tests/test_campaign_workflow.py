@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -13,15 +11,9 @@ from db.contacts_repo import stop_contact
 from db.engine import unit_of_work
 from schemas.enums import CampaignStatus, SkipReason
 from schemas.signals import PAUSE, RESUME, PauseSignal, ResumeSignal
-from tests.conftest import Database
 from tests.support import EMAIL_STEP, THREE_STEPS, Outbound, campaign_spec, people, seed
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> AsyncIterator[Outbound]:
-    yield Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
 
 
 def acceptance_groups() -> dict[str, list]:

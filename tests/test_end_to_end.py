@@ -8,7 +8,7 @@ server and a real database (SQLite and PostgreSQL); the campaign is paused with 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,12 @@ pytestmark = pytest.mark.e2e
 
 CONTACTS = ExampleContacts.load()
 # Long enough to pause between the email and the SMS, short enough for a quick test.
-SMS_WAIT_SECONDS = 15
-VOICEMAIL_WAIT_SECONDS = 5
-PAST_DUE_MARGIN = timedelta(seconds=3)
+SMS_WAIT_SECONDS = 12
+VOICEMAIL_WAIT_SECONDS = 3
+PAST_DUE_MARGIN = timedelta(seconds=2)
+# The full campaign runs on both databases; the shorter scenarios on the production one only,
+# to keep this file around two minutes.
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def campaign_file(tmp_path: Path, *, sms_wait: str, voicemail_wait: str, name: s
     return path
 
 
-def finished(status: str) -> Any:
+def finished(status: str) -> Callable[[Report], bool]:
     """A status-report condition: the campaign reached `status` and its workflow closed."""
 
     def check(report: Report) -> bool:
@@ -64,11 +67,11 @@ def finished(status: str) -> Any:
     return check
 
 
-def email_step_sent(report: Report) -> bool:
-    return bool(report["steps"][0]["sent"] == len(CONTACTS.emails))
+def paused_after_the_email_step(report: Report) -> bool:
+    return bool(report["status"] == "PAUSED" and report["steps"][0]["sent"] == len(CONTACTS.emails))
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 def test_a_campaign_paused_with_the_temporal_cli_holds_then_resumes_and_sends_each_message_once(
     deployment: Deployment, temporal_server: TemporalServer, tmp_path: Path
 ) -> None:
@@ -79,54 +82,51 @@ def test_a_campaign_paused_with_the_temporal_cli_holds_then_resumes_and_sends_ea
     workflow_id = deployment.workflow_id(campaign)
     assert deployment.ok("campaign", "launch", str(campaign)).stdout.split()[-1] == workflow_id
 
-    # Step 1: one email per contact, at once.
-    report = deployment.wait_for(campaign, email_step_sent, "the email step to be sent")
+    # Step 1: one email per contact, at once. Then an operator pauses the campaign with the
+    # `temporal` CLI (the app's signal contract) and finds it by its search attribute.
+    deployment.wait_for_files("email", len(CONTACTS.emails))
+    temporal_server.temporal("workflow", "signal", "--workflow-id", workflow_id, "--name", "pause", "--input", "{}")
+    paused_at = datetime.now(UTC)
+    report = deployment.wait_for(campaign, paused_after_the_email_step, "the PAUSED status")
     assert report["enrolled"] == len(CONTACTS.emails)
     sms_due = datetime.fromisoformat(report["steps"][1]["start_at"])
-
-    # An operator pauses it with the `temporal` CLI and finds it by search attribute.
-    temporal_server.temporal("workflow", "signal", "--workflow-id", workflow_id, "--name", "pause", "--input", "{}")
-    assert datetime.now(UTC) < sms_due, "the test paused too late to prove anything: raise SMS_WAIT_SECONDS"
-    paused_at = datetime.now(UTC)
-    held = deployment.wait_for(campaign, lambda report: report["status"] == "PAUSED", "the PAUSED status")
-    assert held["steps"][1]["sent"] == 0
+    assert paused_at < sms_due, "the test paused too late to prove anything: raise SMS_WAIT_SECONDS"
     temporal_server.wait_until_listed(workflow_id, 'CampaignStatus="PAUSED"')
 
     # Nothing goes out while paused, even after the SMS step was due.
     while datetime.now(UTC) < sms_due + PAST_DUE_MARGIN:
-        held = deployment.status(campaign)
-        assert held["status"] == "PAUSED"
-        assert held["totals"]["sent"] == len(CONTACTS.emails)
         assert deployment.files("sms") == []
-        time.sleep(1)
+        time.sleep(0.2)
+    held = deployment.status(campaign)
+    assert (held["status"], held["totals"]["sent"], held["steps"][1]["sent"]) == ("PAUSED", len(CONTACTS.emails), 0)
+    assert deployment.files("sms") == []
 
     resumed_at = datetime.now(UTC)
     assert "Sent resume" in deployment.ok("campaign", "resume", str(campaign)).stdout
+    deployment.wait_for_files("voicemail", len(CONTACTS.with_phone))
     done = deployment.wait_for(campaign, finished("COMPLETED"), "the campaign to complete")
     temporal_server.wait_until_listed(workflow_id, 'CampaignStatus="COMPLETED"')
 
-    # The later steps moved by the paused time, and every SMS was sent after the resume.
-    paused = resumed_at - paused_at
-    assert datetime.fromisoformat(done["steps"][1]["start_at"]) >= sms_due + paused - timedelta(seconds=2)
+    # The later steps moved by the paused time (so past the resume), and every SMS went out after it.
+    assert datetime.fromisoformat(done["steps"][1]["start_at"]) > resumed_at
     assert all(written_at(record) >= resumed_at for record in deployment.records("sms"))
 
     # Exactly one message per contact and step; the contact without a phone is skipped.
-    phones = len(CONTACTS.with_phone)
-    no_phone = len(CONTACTS.emails) - phones
+    everyone, phones = len(CONTACTS.emails), len(CONTACTS.with_phone)
+    no_phone = everyone - phones
     assert [(step["channel"], step["sent"], step["skipped"]) for step in done["steps"]] == [
-        ("email", len(CONTACTS.emails), {}),
+        ("email", everyone, {}),
         ("sms", phones, {"no_address": no_phone}),
         ("voicemail", phones, {"no_address": no_phone}),
     ]
-    assert done["totals"] | {"skipped": 0} == {
-        "sent": len(CONTACTS.emails) + 2 * phones,
+    assert done["totals"] == {
+        "sent": everyone + 2 * phones,
         "scheduled": 0,
         "failed": 0,
-        "skipped": 0,
+        "skipped": 2 * no_phone,
         "cancelled": 0,
     }
-    recipients = deployment.email_recipients()
-    assert sorted(recipients) == sorted(CONTACTS.emails)
+    assert sorted(deployment.email_recipients()) == sorted(CONTACTS.emails)
     for channel in ("sms", "voicemail"):
         numbers = [record["to"] for record in deployment.records(channel)]
         assert len(numbers) == len(set(numbers)) == phones, channel
@@ -135,32 +135,32 @@ def test_a_campaign_paused_with_the_temporal_cli_holds_then_resumes_and_sends_ea
     assert deployment.stop_worker() == 0, deployment.worker_log_tail()
 
 
-@pytest.mark.timeout(120)
+@ON_POSTGRESQL
+@pytest.mark.timeout(180)
 def test_cancel_closes_a_running_campaign_and_a_finished_campaign_refuses_signals(
     deployment: Deployment, temporal_server: TemporalServer, tmp_path: Path
 ) -> None:
     deployment.start_worker()
     campaign = deployment.create_campaign(campaign_file(tmp_path, sms_wait="1h", voicemail_wait="1d"))
     deployment.ok("campaign", "launch", str(campaign))
-    deployment.wait_for(campaign, email_step_sent, "the email step to be sent")
+    deployment.wait_for_files("email", len(CONTACTS.emails))
 
     assert "Sent cancel" in deployment.ok("campaign", "cancel", str(campaign), "--reason", "wrong list").stdout
     done = deployment.wait_for(campaign, finished("CANCELLED"), "the campaign to be cancelled")
     assert done["workflow_status"] == "COMPLETED"
     assert done["steps"][0]["sent"] == len(CONTACTS.emails)
-    for step in done["steps"][1:]:
-        assert step["sent"] == step["scheduled"] == step["sending"] == step["not_planned"] == 0, step
-        assert step["cancelled"] + sum(step["skipped"].values()) == len(CONTACTS.emails), step
+    for step in done["steps"][1:]:  # every contact's later steps are closed as CANCELLED
+        assert (step["sent"], step["scheduled"], step["sending"], step["not_planned"]) == (0, 0, 0, 0), step
+        assert (step["cancelled"], step["skipped"]) == (len(CONTACTS.emails), {}), step
     assert deployment.files("sms") == deployment.files("voicemail") == []
     temporal_server.wait_until_listed(deployment.workflow_id(campaign), 'CampaignStatus="CANCELLED"')
 
-    for verb in ("pause", "resume", "cancel"):
-        error = deployment.refused("campaign", verb, str(campaign))
-        assert f"error: campaign {campaign} has finished (completed); it cannot take `{verb}`" in error
-    assert deployment.status(campaign)["status"] == "CANCELLED"
+    error = deployment.refused("campaign", "pause", str(campaign))
+    assert f"error: campaign {campaign} has finished (completed); it cannot take `pause`" in error
 
 
-@pytest.mark.timeout(90)
+@ON_POSTGRESQL
+@pytest.mark.timeout(150)
 def test_bad_input_is_refused_with_a_clear_error_and_writes_nothing(
     deployment: Deployment, temporal_server: TemporalServer, tmp_path: Path
 ) -> None:
@@ -183,14 +183,6 @@ def test_bad_input_is_refused_with_a_clear_error_and_writes_nothing(
     count = temporal_server.temporal("workflow", "count", "--query", f'WorkflowId="{workflow_id}"')
     assert count.stdout.split() == ["Total:", "1"]
     temporal_server.temporal("workflow", "terminate", "--workflow-id", workflow_id, "--reason", "end of test")
-
-    # A campaign that does not exist cannot be launched or controlled.
-    assert f"error: campaign {campaign + 1} does not exist" in deployment.refused(
-        "campaign", "launch", str(campaign + 1)
-    )
-    assert f"campaign {campaign + 1} has not been launched" in deployment.refused(
-        "campaign", "pause", str(campaign + 1)
-    )
 
 
 def _rows(database_url: str, table: str) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC
 
 import pytest
 from sqlalchemy import func, select, update
@@ -16,16 +14,10 @@ from providers.outbox import OutboxProvider
 from runtime.settings import OutboxFaults
 from schemas.enums import CampaignStatus
 from schemas.workflow_io import Tuning
-from tests.conftest import Database
 from tests.support import EMAIL_STEP, CountingProvider, Outbound, campaign_spec, people, save_history, seed
 
 pytestmark = pytest.mark.timeout(180)
 QUICK_RETRIES = Tuning(retry_maximum_attempts=3, retry_initial_seconds=1, retry_max_interval_seconds=2)
-
-
-@pytest.fixture
-async def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> AsyncIterator[Outbound]:
-    yield Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
 
 
 def sent_rows(outbound: Outbound) -> list[StepExecution]:

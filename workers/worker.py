@@ -7,7 +7,7 @@ concurrency and rate limits and can be scaled apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -80,7 +80,7 @@ def build_workers(
     workers = []
     for queue in queues:
         if queue == campaign_queue(prefix):
-            activities = [
+            activities: list[Callable[..., Any]] = [
                 campaign_activities.prepare_campaign,
                 campaign_activities.apply_lifecycle,
                 campaign_activities.stop_contact,

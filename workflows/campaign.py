@@ -9,6 +9,7 @@ committed to the database gate first and then passed on to the step workflows.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -37,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         StepFinishedSignal,
     )
     from schemas.workflow_io import CampaignInput, CampaignProgress, CampaignState, StepInput, StepPlan
-    from workflows.common import ACTIVITY_TIMEOUT, history_is_long, local_label, seconds_until
+    from workflows.common import ACTIVITY_TIMEOUT, Wakeups, history_is_long, local_label, seconds_until
     from workflows.step import CampaignStepWorkflow
 
 
@@ -48,6 +49,7 @@ class CampaignWorkflow:
         self.request = request
         self.state = request.state or CampaignState()
         self.lock = asyncio.Lock()
+        self.wakeups = Wakeups()
 
     # --- the business process -------------------------------------------------------
 
@@ -140,16 +142,14 @@ class CampaignWorkflow:
 
         while not all_done():
             if self.cancelled:
-                grace = self.request.tuning.cancel_grace_seconds + 120
-                try:
-                    await workflow.wait_condition(all_done, timeout=grace)
-                except TimeoutError:
+                deadline = workflow.now() + timedelta(seconds=self.request.tuning.cancel_grace_seconds + 120)
+                while not all_done() and workflow.now() < deadline:
+                    await self.wakeups.wait(all_done, deadline, "steps confirming the cancel")
+                if not all_done():
                     workflow.logger.warning("steps did not confirm the cancel in time")
                 return
             await self._maybe_continue_as_new()
-            await workflow.wait_condition(
-                lambda: all_done() or self.cancelled or history_is_long(self.request.tuning)
-            )
+            await workflow.wait_condition(lambda: all_done() or self.cancelled or history_is_long(self.request.tuning))
 
     async def _finish(self) -> None:
         await workflow.wait_condition(lambda: not self.lock.locked())
@@ -173,16 +173,14 @@ class CampaignWorkflow:
             remaining = seconds_until(target)
             if remaining <= 0:
                 return
-            version = self.state.lifecycle.version
             workflow.set_current_details(f"Waiting for {label} at {local_label(target)}")
-            try:
-                await workflow.wait_condition(
-                    lambda: self.state.lifecycle.version != version or history_is_long(self.request.tuning),
-                    timeout=remaining,
-                    timeout_summary=f"wait until {label} at {local_label(target)}",
-                )
-            except TimeoutError:
-                pass
+            await self.wakeups.wait(
+                self._lifecycle_changed_or_history_long(), target, f"wait until {label} at {local_label(target)}"
+            )
+
+    def _lifecycle_changed_or_history_long(self) -> Callable[[], bool]:
+        version = self.state.lifecycle.version
+        return lambda: self.state.lifecycle.version != version or history_is_long(self.request.tuning)
 
     async def _maybe_continue_as_new(self) -> None:
         if not history_is_long(self.request.tuning):

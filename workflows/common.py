@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -23,3 +25,35 @@ def seconds_until(moment: datetime) -> float:
 
 def local_label(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class Wakeups:
+    """Durable waits whose timers are never cancelled.
+
+    A wait ends when its condition holds or when any of this workflow's timers fires; the
+    caller re-checks and waits again. Timers are left to fire rather than cancelled: that
+    keeps at most a handful pending, and avoids cancelling a timer that fired while the
+    workflow task was with the worker, which the time-skipping test server cannot handle
+    (temporalio/sdk-java#3088). Only a timer earlier than every pending one is started.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[datetime, asyncio.Task[None]]] = []
+        self._fired = 0
+
+    async def wait(
+        self, condition: Callable[[], bool], until: datetime | None = None, summary: str | None = None
+    ) -> None:
+        self._pending = [(deadline, timer) for deadline, timer in self._pending if not timer.done()]
+        now = workflow.now()
+        if until is not None and until > now and all(until < deadline for deadline, _ in self._pending):
+            timer = asyncio.ensure_future(workflow.sleep((until - now).total_seconds(), summary=summary))
+            timer.add_done_callback(self._count_fired)
+            self._pending.append((until, timer))
+        if until is not None and until <= now:
+            return
+        fired = self._fired
+        await workflow.wait_condition(lambda: condition() or self._fired != fired)
+
+    def _count_fired(self, _timer: asyncio.Task[None]) -> None:
+        self._fired += 1

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.enums import CampaignStatus, SendOutcome
     from schemas.signals import LIFECYCLE, STEP_FINISHED, Lifecycle, StepFinishedSignal
     from schemas.workflow_io import StepCounters, StepInput
-    from workflows.common import ACTIVITY_TIMEOUT, history_is_long, local_label, seconds_until
+    from workflows.common import ACTIVITY_TIMEOUT, Wakeups, history_is_long, local_label, seconds_until
 
 
 @workflow.defn(name="CampaignStepWorkflow")
@@ -42,6 +42,7 @@ class CampaignStepWorkflow:
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.completed_since_fetch = 0
         self.last_plan: datetime | None = None
+        self.wakeups = Wakeups()
 
     @workflow.signal(name=LIFECYCLE)
     def on_lifecycle(self, lifecycle: Lifecycle) -> None:
@@ -131,10 +132,11 @@ class CampaignStepWorkflow:
     async def _wait_for_work(self, next_due: float | None) -> None:
         """One interruptible wait: the next due row, a replan tick, freed window room, or
         a lifecycle change, whichever comes first (never a timer per contact)."""
-        waits = [] if next_due is None else [max(next_due, 0.0)]
+        window_full = len(self.in_flight) >= self.request.tuning.send_window
+        waits = [] if next_due is None or window_full else [max(next_due, 0.0)]
         if not self.previous_finished:
             waits.append(max(self._seconds_to_replan(), 0.0))
-        if waits and min(waits) <= 0 and len(self.in_flight) < self.request.tuning.send_window:
+        if waits and min(waits) <= 0:
             return
         version = self.lifecycle.version
         half = max(1, self.request.tuning.send_window // 2)
@@ -143,12 +145,9 @@ class CampaignStepWorkflow:
             room_freed = self.completed_since_fetch >= half or (not self.in_flight and self.completed_since_fetch)
             return bool(room_freed) or self.lifecycle.version != version or history_is_long(self.request.tuning)
 
-        timeout = min(waits) if waits else None
-        summary = f"next due in {timeout:.0f}s" if timeout is not None else None
-        try:
-            await workflow.wait_condition(woken, timeout=timeout, timeout_summary=summary)
-        except TimeoutError:
-            pass
+        until = workflow.now() + timedelta(seconds=min(waits)) if waits else None
+        summary = f"next send due at {local_label(until)}" if until else None
+        await self.wakeups.wait(woken, until, summary)
 
     async def _send(self, execution_id: int) -> None:
         try:
@@ -198,10 +197,10 @@ class CampaignStepWorkflow:
     async def _wind_down_after_cancel(self) -> None:
         """Sends already running finish; those still waiting (retry backoff) after the grace
         period are cancelled and their rows settled from what the provider knows."""
-        grace = self.request.tuning.cancel_grace_seconds
-        try:
-            await workflow.wait_condition(lambda: not self.in_flight, timeout=grace or None)
-        except TimeoutError:
+        deadline = workflow.now() + timedelta(seconds=self.request.tuning.cancel_grace_seconds)
+        while self.in_flight and workflow.now() < deadline:
+            await self.wakeups.wait(lambda: not self.in_flight, deadline, "grace period for sends after cancel")
+        if self.in_flight:
             pending = sorted(self.in_flight)
             for task in self.in_flight.values():
                 task.cancel()
