@@ -102,6 +102,9 @@ def _control(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def _signal(campaign_id: int, verb: str, reason: str | None = None) -> None:
     ctx = CliContext()
+    with ctx.sessions() as session:
+        if session.get(Campaign, campaign_id) is None:
+            raise UserError(f"campaign {campaign_id} does not exist")
 
     async def go() -> None:
         client = await _client(ctx)

@@ -88,11 +88,14 @@ def demo(
         bool, typer.Option(help="Keep the dev server and worker up after the campaign, to explore the Web UI.")
     ] = False,
     home: Annotated[Path, typer.Option(help="Where the dev server keeps its database.")] = DEFAULT_HOME,
+    ui_port: Annotated[
+        int | None, typer.Option(help="Web UI port of the dev server it starts (default: gRPC port + 1000).")
+    ] = None,
 ) -> None:
     """Run the sample 3-step campaign end to end on the embedded defaults."""
     from starter.asyncio_bridge import run
     from starter.demo import run_demo
 
     ctx = CliContext()
-    code = run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home))
+    code = run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port))
     raise typer.Exit(code)

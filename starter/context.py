@@ -20,7 +20,7 @@ class UserError(Exception):
 class CliContext:
     settings: Settings = field(default_factory=Settings)
     console: Console = field(default_factory=Console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     @cached_property
     def engine(self) -> Engine:

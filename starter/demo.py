@@ -32,23 +32,26 @@ from starter.devserver import port_open, start_dev_server, stop
 from workers.worker import build_workers
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-UI_PORT = 8233
 
 
-async def run_demo(settings: Settings, console: Console, *, keep_running: bool, home: Path) -> int:
+async def run_demo(
+    settings: Settings, console: Console, *, keep_running: bool, home: Path, ui_port: int | None = None
+) -> int:
+    """`ui_port` defaults to the gRPC port + 1000, as `temporal server start-dev` does."""
     host, _, port = settings.temporal_address.rpartition(":")
+    ui_port = ui_port or int(port) + 1000
     server = None
     if not port_open(host or "127.0.0.1", int(port)):
-        console.print(f"Starting the Temporal dev server on {settings.temporal_address} (Web UI on :{UI_PORT}) ...")
-        server = start_dev_server(home, port=int(port), ui_port=UI_PORT, namespace=settings.temporal_namespace)
+        console.print(f"Starting the Temporal dev server on {settings.temporal_address} (Web UI on :{ui_port}) ...")
+        server = start_dev_server(home, port=int(port), ui_port=ui_port, namespace=settings.temporal_namespace)
     try:
-        return await _demo(settings, console, keep_running=keep_running)
+        return await _demo(settings, console, keep_running=keep_running, ui_port=ui_port)
     finally:
         if server is not None:
             stop(server)
 
 
-async def _demo(settings: Settings, console: Console, *, keep_running: bool) -> int:
+async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_port: int) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     sessions = make_session_factory(engine)
@@ -60,7 +63,7 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool) -> 
     outbound = OutboundClient(client, settings.task_queue_prefix)
     handle = await outbound.launch(campaign_id)
     console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
-    ui = f"http://localhost:{UI_PORT}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
+    ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
     console.print(f"Web UI: [link={ui}]{ui}[/link]")
     try:
         with Live(console=console, refresh_per_second=4) as live:

@@ -152,6 +152,11 @@ class Outbound:
             task_queue=campaign_queue(self.prefix),
         )
 
+    def step_handle(self, campaign_id: int, position: int) -> WorkflowHandle[Any, Any]:
+        from runtime.names import step_workflow_id
+
+        return self.client.get_workflow_handle(step_workflow_id(campaign_id, position, self.prefix))
+
     def files(self, channel: str) -> list[Path]:
         folder = self.outbox / channel
         return sorted(folder.glob("*.eml" if channel == "email" else "*.json")) if folder.exists() else []
@@ -198,7 +203,10 @@ async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
 
     if os.environ.get("OUTBOUND_RECORD_HISTORIES") != "1":
         return
+    import json
+
     history = await handle.fetch_history()
     folder = Path(__file__).parent / "histories"
     folder.mkdir(exist_ok=True)
-    (folder / f"{name}.json").write_text(history.to_json())
+    record = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
+    (folder / f"{name}.json").write_text(json.dumps(record, indent=1))

@@ -11,7 +11,7 @@ from db.contacts_repo import stop_contact
 from db.engine import unit_of_work
 from schemas.enums import CampaignStatus, SkipReason
 from schemas.signals import PAUSE, RESUME, PauseSignal, ResumeSignal
-from tests.support import EMAIL_STEP, THREE_STEPS, Outbound, campaign_spec, people, seed
+from tests.support import EMAIL_STEP, THREE_STEPS, Outbound, campaign_spec, people, save_history, seed
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,6 +34,8 @@ async def test_a_three_step_campaign_sends_one_message_per_contact_and_step(outb
     async with outbound.worker():
         handle = await outbound.launch(campaign)
         progress = await handle.result()
+        await save_history(handle, "normal_run")
+        await save_history(outbound.step_handle(campaign, 2), "normal_run_step_2")
 
     assert progress.lifecycle.state is CampaignStatus.COMPLETED
     assert progress.enrolled == 50
@@ -62,6 +64,8 @@ async def test_pausing_for_a_day_between_steps_moves_the_later_steps_by_a_day(
         assert len(outbound.files("sms")) == 0
         await handle.signal(RESUME, ResumeSignal())
         progress = await handle.result()
+        await save_history(handle, "pause_resume")
+        await save_history(outbound.step_handle(campaign, 1), "pause_resume_step_1")
 
     starts = [plan.start_at - progress.start_at for plan in progress.steps]
     assert starts[1] == pytest.approx(timedelta(days=2), abs=timedelta(seconds=5))
