@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
     app.command("dev-server")(dev_server)
     app.command("demo")(demo)
+    app.command("contract")(contract)
 
 
 def config() -> None:
@@ -99,3 +100,18 @@ def demo(
     ctx = CliContext()
     code = run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port))
     raise typer.Exit(code)
+
+
+def contract(
+    out: Annotated[Path, typer.Option(help="Folder to write one JSON Schema file per message into.")] = Path(
+        "contract"
+    ),
+) -> None:
+    """Export the signal / input / query payloads the app uses as JSON Schema files."""
+    from schemas.contract import json_schemas
+
+    ctx = CliContext()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+        ctx.console.print(f"wrote {out / (name + '.schema.json')}")
