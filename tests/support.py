@@ -20,12 +20,11 @@ from db.engine import SessionFactory, unit_of_work
 from db.models import Contact, StepExecution
 from domain.contacts_csv import ContactRecord
 from providers.base import Provider
-from runtime.names import campaign_queue, campaign_workflow_id
 from runtime.settings import OutboxFaults, Settings
 from schemas.campaign_file import CampaignFile
-from schemas.workflow_io import CampaignInput, Tuning
+from schemas.workflow_io import Tuning
+from starter.client import OutboundClient
 from workers.worker import build_workers
-from workflows.campaign import CampaignWorkflow
 
 EMAIL_SENDER = "sales@outbound.example"
 PHONE_SENDER = "+15005550006"
@@ -140,17 +139,9 @@ class Outbound:
     async def launch(
         self, campaign_id: int, *, start_delay_seconds: int = 0, tuning: Tuning | None = None
     ) -> WorkflowHandle[Any, Any]:
-        return await self.client.start_workflow(
-            CampaignWorkflow.run,
-            CampaignInput(
-                campaign_id=campaign_id,
-                start_delay_seconds=start_delay_seconds,
-                task_queue_prefix=self.prefix,
-                tuning=tuning or Tuning(),
-            ),
-            id=campaign_workflow_id(campaign_id, self.prefix),
-            task_queue=campaign_queue(self.prefix),
-        )
+        """Launch the way the app does (the client API), with test-sized tuning."""
+        client = OutboundClient(self.client, self.prefix)
+        return await client.launch(campaign_id, start_delay_seconds=start_delay_seconds, tuning=tuning)
 
     def step_handle(self, campaign_id: int, position: int) -> WorkflowHandle[Any, Any]:
         from runtime.names import step_workflow_id
