@@ -7,14 +7,12 @@ left out, and each enrolled contact gets one sender per channel for all its step
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from datetime import datetime
 from math import gcd
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, case, exists, func, insert, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from db.dialect import dialect_insert
 from db.models import (
     Campaign,
     CampaignLeadGroup,
@@ -26,13 +24,12 @@ from db.models import (
     Step,
     Suppression,
 )
+from db.types import UTCDateTime
 from domain.calendar import add_span, zone
 from domain.durations import Span
 from schemas.activity_io import EnrollmentCounts
 from schemas.enums import CampaignStatus, Channel, SuppressionKind
 from schemas.workflow_io import StepPlan
-
-PAGE = 5000
 
 
 def suppressed_clause() -> ColumnElement[bool]:
@@ -83,44 +80,43 @@ def enroll(session: Session, campaign: Campaign, now: datetime) -> EnrollmentCou
     if skip_busy:
         eligible.append(~_active_elsewhere_clause(campaign.id))
     rotations = {channel: _rotation(session, campaign.id, channel) for channel in Channel}
-    index = 0
-    for page in _pages(session, eligible):
-        rows = []
-        for contact_id in page:
-            rows.append(
-                {
-                    "campaign_id": campaign.id,
-                    "contact_id": contact_id,
-                    "status": "active",
-                    "enrolled_at": now,
-                    **{f"{c.value}_sender_id": (r[index % len(r)] if r else None) for c, r in rotations.items()},
-                }
-            )
-            index += 1
-        session.execute(dialect_insert(session, Enrollment).values(rows).on_conflict_do_nothing())
+    numbered = (
+        select(Contact.id.label("contact_id"), (func.row_number().over(order_by=Contact.id) - 1).label("n"))
+        .where(*eligible)
+        .subquery()
+    )
+    senders = {f"{c.value}_sender_id": _assigned(numbered.c.n, rotation) for c, rotation in rotations.items()}
+    session.execute(
+        insert(Enrollment).from_select(
+            ["campaign_id", "contact_id", "status", "enrolled_at", *senders],
+            select(
+                literal(campaign.id),
+                numbered.c.contact_id,
+                literal("active"),
+                literal(now, UTCDateTime()),
+                *senders.values(),
+            ),
+        )
+    )
     listed = members.subquery()
     distinct = session.scalar(select(func.count(func.distinct(listed.c.contact_id)))) or 0
     counts.duplicates = counts.candidates - distinct
-    counts.enrolled = index
+    counts.enrolled = session.scalar(select(func.count()).where(Enrollment.campaign_id == campaign.id)) or 0
     campaign.enrolled_at = now
     return counts
 
 
+def _assigned(position: ColumnElement[int], rotation: list[int]) -> ColumnElement[int | None]:
+    """The sender at a contact's position in the rotation cycle, in SQL (set-based)."""
+    if not rotation:
+        return literal(None, Integer())
+    if len(rotation) == 1:
+        return literal(rotation[0], Integer())
+    return case(dict(enumerate(rotation)), value=position % len(rotation))
+
+
 def _count(session: Session, *conditions: ColumnElement[bool]) -> int:
     return session.scalar(select(func.count()).select_from(Contact).where(*conditions)) or 0
-
-
-def _pages(session: Session, conditions: Sequence[ColumnElement[bool]]) -> Iterator[list[int]]:
-    """Eligible contact ids in keyset pages, so memory stays flat for any campaign size."""
-    last = 0
-    while True:
-        page = list(
-            session.scalars(select(Contact.id).where(*conditions, Contact.id > last).order_by(Contact.id).limit(PAGE))
-        )
-        if not page:
-            return
-        yield page
-        last = page[-1]
 
 
 def _rotation(session: Session, campaign_id: int, channel: Channel) -> list[int]:
