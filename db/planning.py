@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import dialect_insert
@@ -100,11 +100,19 @@ def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
             planned += row["status"] == ExecutionStatus.SCHEDULED.value
             skipped += row["status"] == ExecutionStatus.SKIPPED.value
             rows.append(row)
-        session.execute(dialect_insert(session, StepExecution).values(rows).on_conflict_do_nothing())
+        session.execute(dialect_insert(session, StepExecution).on_conflict_do_nothing(), rows)
+        refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
         planned=planned, skipped=skipped, previous_finished=previous_finished, open_rows=open_rows, next_due=next_due
     )
+
+
+def refresh_statistics(session: Session, table: str) -> None:
+    """PostgreSQL plans the next page's anti-join from table statistics; during a bulk
+    load they go stale (an "empty" table gets nested-loop scans), so refresh them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {table}"))
 
 
 def _plan_row(
