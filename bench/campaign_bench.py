@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import psutil
 from rich.console import Console
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from bench.database import DEFAULT_ADMIN_URL, fresh_database, seed, sent_by_step, summarise_sends
 from bench.histories import list_runs, scan
@@ -38,6 +39,7 @@ from bench.processes import (
     RssSampler,
     free_port,
     outbound_command,
+    snapshot_code,
     start_process,
     stop_process,
     trivial_command,
@@ -72,6 +74,7 @@ class Bench:
     client: Client
     scratch: Path
     server_pid: int
+    code: Path
 
     def worker_env(self, **values: str) -> dict[str, str]:
         return {
@@ -97,7 +100,7 @@ async def measure_trivial(bench: Bench) -> TrivialResult:
     """No-op activities, `window` in flight per workflow, on a worker process like the real one."""
     args = bench.args
     log = bench.scratch / "trivial-worker.log"
-    process = start_process(trivial_command(), bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://"), log)
+    process = start_process(trivial_command(), bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://"), log, bench.code)
     sampler = RssSampler(process.pid)
     sampler.start()
     meters = bench.cpu_meters(process.pid)
@@ -162,7 +165,7 @@ async def _run_campaign(
     env = bench.worker_env(
         OUTBOUND_DATABASE_URL=url, OUTBOUND_OUTBOX_DIR=str(outbox), OUTBOUND_TASK_QUEUE_PREFIX=prefix
     )
-    process = start_process(outbound_command(), env, log)
+    process = start_process(outbound_command(), env, log, bench.code)
     sampler = RssSampler(process.pid)
     sampler.start()
     waits = PgWaitSampler(url)
@@ -175,9 +178,10 @@ async def _run_campaign(
             meter.start()
         waits.start()
         started = time.perf_counter()
-        handle = await OutboundClient(bench.client, prefix).launch(campaign_id, tuning=bench.tuning)
+        control = OutboundClient(bench.client, prefix)
+        handle = await control.launch(campaign_id, tuning=bench.tuning)
         say(f"[{contacts:,}] launched campaign {campaign_id} ({handle.id})")
-        progress = await _follow(handle, reader, campaign_id, contacts, sampler, bench.args)
+        progress, completed = await _follow(control, campaign_id, reader, contacts, sampler, bench.args)
         wall = time.perf_counter() - started
         cpu = {name: meter.stop() for name, meter in meters.items()}
     finally:
@@ -199,6 +203,7 @@ async def _run_campaign(
         database=make_url(url).get_backend_name(),
         seed_s=seed_s,
         wall_s=wall,
+        completed=completed,
         expected=contacts * STEPS,
         sends=sends,
         scan=scanned,
@@ -211,34 +216,47 @@ async def _run_campaign(
 
 
 async def _follow(
-    handle: WorkflowHandle[Any, Any],
-    reader: Any,
+    control: OutboundClient,
     campaign_id: int,
+    reader: Any,
     contacts: int,
     sampler: RssSampler,
     args: argparse.Namespace,
-) -> list[dict[str, Any]]:
-    """Wait for the campaign to complete, reporting sends per step now and then."""
-    result = asyncio.ensure_future(handle.result())
+) -> tuple[list[dict[str, Any]], bool]:
+    """Wait for the campaign to complete, reporting sends per step now and then; past the
+    time limit, cancel it and let it wind down. Returns the progress and whether it completed."""
+    result = asyncio.ensure_future(control.handle(campaign_id).result())
     started = time.perf_counter()
     progress: list[dict[str, Any]] = []
+    limit = args.time_limit_minutes * 60
     while True:
         done, _ = await asyncio.wait([result], timeout=args.progress_seconds)
         elapsed = time.perf_counter() - started
         if result in done:
             result.result()  # raises if the campaign failed
-            return progress
-        if elapsed > args.timeout_minutes * 60:
-            result.cancel()
-            raise TimeoutError(f"the {contacts:,}-contact campaign did not finish in {args.timeout_minutes} min")
+            return progress, True
         sent = await asyncio.to_thread(sent_by_step, reader, campaign_id)
         progress.append({"elapsed_s": round(elapsed, 1), "sent_by_step": sent, "worker_rss": sampler.last})
         steps = ", ".join(f"step {position}: {count:,}" for position, count in sorted(sent.items())) or "none yet"
         say(f"[{contacts:,}] {elapsed:5.0f} s  sent {steps}; worker RSS {sampler.last / 2**20:.0f} MiB")
+        if elapsed > limit:
+            say(f"[{contacts:,}] time limit of {args.time_limit_minutes:g} min reached: cancelling the campaign")
+            await control.cancel(campaign_id, reason="benchmark time limit")
+            try:
+                await asyncio.wait_for(result, timeout=args.progress_seconds * 20)
+            except (TimeoutError, asyncio.CancelledError):
+                say(f"[yellow][{contacts:,}] the campaign did not close after the cancel; measuring what ran[/]")
+            return progress, False
 
 
 async def run(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="outbound-bench-"))
+    load = {"start": [round(value, 2) for value in os.getloadavg()]}
+    if load["start"][0] > 1.0:
+        say(f"[yellow]the machine is busy (load {load['start'][0]:.1f}): figures will be lower than on an idle one[/]")
+    code = scratch / "code"
+    digest = snapshot_code(code)
+    say(f"workers run a copy of the code taken now (digest {digest}), whatever happens to the work tree")
     port = free_port()
     say(f"starting the Temporal dev server on 127.0.0.1:{port} (files in {scratch})")
     server = start_dev_server(scratch / "temporal", port=port, ui_port=free_port())
@@ -246,14 +264,17 @@ async def run(args: argparse.Namespace) -> int:
     try:
         client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
         await register_search_attributes(client, client.namespace)
-        bench = Bench(args, client, scratch, server.pid)
+        bench = Bench(args, client, scratch, server.pid, code)
         trivial = await measure_trivial(bench)
         sizes = [size for size in (args.compare, args.contacts) if size]
         campaigns = [await measure_campaign(bench, size) for size in sizes]
         main, smaller = campaigns[-1], (campaigns[0] if len(campaigns) > 1 else None)
         found = verdicts(trivial, main, smaller)
         show(trivial, campaigns[::-1], found, console)
-        path = write({k: str(v) for k, v in vars(args).items()}, trivial, campaigns[::-1], found)
+        load["end"] = [round(value, 2) for value in os.getloadavg()]
+        arguments = {k: str(v) for k, v in vars(args).items()}
+        path = write(arguments, trivial, campaigns[::-1], found, load, digest)
+        console.print(f"Load average (1, 5, 15 min) at start {load['start']}, at end {load['end']}")
         console.print(f"Results written to {path}")
         failed = False
         return 0 if all(v.passed is not False for v in found) else 1
@@ -291,7 +312,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--trivial-activities", type=int, default=5000, help="No-op activities of the reference.")
     parser.add_argument("--trivial-workflows", type=int, default=1, help="Workflows sharing the no-op activities.")
-    parser.add_argument("--timeout-minutes", type=float, default=60, help="Give up on a campaign after this long.")
+    parser.add_argument(
+        "--time-limit-minutes",
+        type=float,
+        default=60,
+        help="Cancel a campaign still running after this long; its figures are then those of the part that ran.",
+    )
     parser.add_argument("--progress-seconds", type=float, default=15, help="How often progress is printed.")
     parser.add_argument("--keep-database", action="store_true", help="Do not drop the PostgreSQL databases.")
     parser.add_argument("--keep-temp", action="store_true", help="Keep the dev server files, logs and outbox.")

@@ -32,10 +32,11 @@ WORKFLOW_TASK = "(workflow task)"
 def payload_sizes(message: Message) -> Iterator[int]:
     """The serialised size of every `Payloads` and lone `Payload` inside `message`."""
     for descriptor, value in message.ListFields():
-        if descriptor.type != FieldDescriptor.TYPE_MESSAGE:
+        kind = descriptor.message_type
+        if descriptor.type != FieldDescriptor.TYPE_MESSAGE or kind is None:
             continue
-        if descriptor.message_type.GetOptions().map_entry:
-            if descriptor.message_type.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
+        if kind.GetOptions().map_entry:
+            if kind.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
                 continue
             items: Any = value.values()
         elif descriptor.is_repeated:
@@ -50,6 +51,16 @@ def payload_sizes(message: Message) -> Iterator[int]:
 
 
 @dataclass
+class Largest:
+    size: float = 0
+    where: str = ""
+
+    def offer(self, size: float, where: str) -> None:
+        if size > self.size:
+            self.size, self.where = size, where
+
+
+@dataclass
 class Timings:
     """Per kind of task: time waiting in the queue, time running, and when each finished."""
 
@@ -58,11 +69,13 @@ class Timings:
     closed: dict[str, int] = field(default_factory=dict)
     first_close: float | None = None
     last_close: float | None = None
+    longest: Largest = field(default_factory=Largest)
 
-    def add(self, scheduled: float, started: float | None, closed: float, outcome: str) -> None:
+    def add(self, scheduled: float, started: float | None, closed: float, outcome: str, where: str = "") -> None:
         if started is not None:
             self.queued.append(started - scheduled)
             self.running.append(closed - started)
+            self.longest.offer(closed - started, where)
         self.closed[outcome] = self.closed.get(outcome, 0) + 1
         self.first_close = closed if self.first_close is None else min(self.first_close, closed)
         self.last_close = closed if self.last_close is None else max(self.last_close, closed)
@@ -84,6 +97,7 @@ class Timings:
             "queued_s": _spread(self.queued),
             "running_s": _spread(self.running),
             "running_total_s": round(sum(self.running), 3),
+            "longest_where": self.longest.where,
             "completions_per_s": round(self.rate(), 1),
         }
 
@@ -103,16 +117,6 @@ def _spread(values: list[float]) -> dict[str, float]:
         "max": round(ordered[-1], 4),
         "mean": round(statistics.fmean(ordered), 4),
     }
-
-
-@dataclass
-class Largest:
-    size: int = 0
-    where: str = ""
-
-    def offer(self, size: int, where: str) -> None:
-        if size > self.size:
-            self.size, self.where = size, where
 
 
 @dataclass
@@ -211,7 +215,9 @@ async def _scan_run(client: Client, run: WorkflowExecution, label: str, result: 
         elif kind in _ACTIVITY_CLOSED:
             name, scheduled = activities.get(attributes.scheduled_event_id, ("?", moment))
             began = activity_started.pop(attributes.scheduled_event_id, None)
-            result.timings(name).add(scheduled, began, moment, _ACTIVITY_CLOSED[kind])
+            result.timings(name).add(
+                scheduled, began, moment, _ACTIVITY_CLOSED[kind], f"{label}, event {event.event_id}"
+            )
         elif kind == "workflow_task_scheduled_event_attributes":
             workflow_tasks[event.event_id] = moment
         elif kind == "workflow_task_started_event_attributes":

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,13 +28,39 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
-MIB = 1024 * 1024
+PACKAGES = ("schemas", "domain", "db", "providers", "workflows", "activities", "workers", "starter", "runtime", "bench")
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def snapshot_code(into: Path) -> str:
+    """Copy the project's packages into `into`, check they import, and return their digest.
+
+    Workers run from the copy (it comes first on PYTHONPATH), so a run measures one
+    version of the code even while the work tree is being edited: the workflow sandbox
+    re-reads workflow modules for every new run, continue-as-new included.
+    """
+    for name in PACKAGES:
+        shutil.copytree(REPO / name, into / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    digest = hashlib.sha256()
+    for path in sorted(into.rglob("*.py")):
+        digest.update(path.relative_to(into).as_posix().encode())
+        digest.update(path.read_bytes())
+    check = subprocess.run(
+        [sys.executable, "-c", "import starter.cli, workers.run, bench.trivial"],
+        cwd=into,
+        env={**os.environ, "PYTHONPATH": str(into)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode:
+        raise RuntimeError(f"the code copied from {REPO} does not import:\n{check.stderr[-2000:]}")
+    return digest.hexdigest()[:16]
 
 
 def outbound_command() -> list[str]:
@@ -45,10 +73,16 @@ def trivial_command() -> list[str]:
     return [sys.executable, "-m", "bench.trivial"]
 
 
-def start_process(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(command: list[str], env: Mapping[str, str], log: Path, code: Path) -> subprocess.Popen[bytes]:
+    """Start a worker running the code in `code` (see `snapshot_code`)."""
     output = log.open("ab")
     return subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        cwd=code,
+        env={**os.environ, **env, "PYTHONPATH": str(code)},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -141,10 +175,10 @@ class RssSampler:
     def sample(self) -> int:
         try:
             process = psutil.Process(self.pid)
-            rss = process.memory_info().rss
+            rss = int(process.memory_info().rss)
             for child in process.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    rss += child.memory_info().rss
+                    rss += int(child.memory_info().rss)
         except psutil.Error:
             return self.last
         self.last = rss

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +58,7 @@ class CampaignResult:
     database: str
     seed_s: float
     wall_s: float
+    completed: bool
     expected: int
     sends: SendSummary
     scan: HistoryScan
@@ -84,6 +87,7 @@ class CampaignResult:
             "database": self.database,
             "seed_s": round(self.seed_s, 2),
             "campaign_wall_s": round(self.wall_s, 2),
+            "completed": self.completed,
             "enrollment_s": round(self.activity_max("prepare_campaign"), 3),
             "planning": {
                 "longest_plan_step_s": round(self.activity_max("plan_step"), 3),
@@ -145,7 +149,12 @@ def verdicts(trivial: TrivialResult, main: CampaignResult, smaller: CampaignResu
             f"≥ {RATE_RATIO_LIMIT:.2f}",
             ratio >= RATE_RATIO_LIMIT,
         ),
-        Verdict("all messages sent", f"{main.sent:,} / {main.expected:,}", "all", main.sent == main.expected),
+        Verdict(
+            "all messages sent",
+            f"{main.sent:,} / {main.expected:,}" + ("" if main.completed else " (time limit: cancelled)"),
+            "all",
+            main.sent == main.expected if main.completed else None,
+        ),
     ]
     if smaller is None:
         found.append(Verdict("worker RSS flat with campaign size", "not compared", "", None))
@@ -168,8 +177,11 @@ def _latency(scan: HistoryScan, name: str) -> str:
     if not timings.running:
         return "-"
     run, queued = sorted(timings.running), sorted(timings.queued)
-    p = lambda values, f: values[min(len(values) - 1, int(f * len(values)))] * 1000  # noqa: E731
-    return f"run {p(run, 0.5):.0f}/{p(run, 0.95):.0f} ms, queued {p(queued, 0.5):.0f}/{p(queued, 0.95):.0f} ms"
+    return f"run {_ms(run, 0.5)}/{_ms(run, 0.95)} ms, queued {_ms(queued, 0.5)}/{_ms(queued, 0.95)} ms"
+
+
+def _ms(ordered: list[float], fraction: float) -> str:
+    return f"{ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000:.0f}"
 
 
 def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, str]]:
@@ -183,7 +195,11 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
             "longest plan_step / calls / total",
             f"{result.activity_max('plan_step'):.2f} s / {len(plan.running)} / {sum(plan.running):.1f} s",
         ),
-        ("campaign wall time (launch → completed)", f"{result.wall_s:.1f} s"),
+        ("longest plan_step was", plan.longest.where or "-"),
+        (
+            "campaign wall time (launch → closed)",
+            f"{result.wall_s:.1f} s" + ("" if result.completed else " (cancelled at the time limit)"),
+        ),
         ("messages sent / expected", f"{result.sent:,} / {result.expected:,}"),
         ("sends/s (first → last send)", f"{result.sends_per_s:.1f} over {result.sends.total.span_s:.1f} s"),
         (
@@ -240,7 +256,12 @@ def show(trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Ve
 
 
 def write(
-    arguments: dict[str, Any], trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Verdict]
+    arguments: dict[str, Any],
+    trivial: TrivialResult,
+    campaigns: list[CampaignResult],
+    found: list[Verdict],
+    load: dict[str, list[float]],
+    code_digest: str,
 ) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -248,7 +269,13 @@ def write(
     document = {
         "created_at": datetime.now(UTC).isoformat(),
         "arguments": arguments,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": load,
+        },
+        "code": {**_code_version(), "snapshot_digest": code_digest},
         "trivial": trivial.to_json(),
         "campaigns": [result.to_json() for result in campaigns],
         "targets": [
@@ -265,7 +292,12 @@ def write(
     return path
 
 
-def _cpus() -> int:
-    import os
+def _code_version() -> dict[str, Any]:
+    """The commit measured and how many files differed from it (workers run the work tree)."""
 
-    return os.cpu_count() or 0
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=RESULTS.parent.parent, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")]
+    return {"commit": git("rev-parse", "HEAD"), "changed_files_outside_bench": len(changed)}
