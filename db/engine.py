@@ -31,7 +31,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("pool_recycle", 1800)  # instead of a pre-ping round trip on every checkout
+    return create_engine(url, **kwargs)
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:

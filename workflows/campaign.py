@@ -102,7 +102,7 @@ class CampaignWorkflow:
         self._publish()
 
     async def _start_step(self, plan: StepPlan) -> None:
-        replan = max(1, min(plan.wait_seconds or 30, self.request.tuning.replan_interval_seconds))
+        replan = max(1, min(plan.wait_seconds or 5, self.request.tuning.replan_interval_seconds))
         try:
             await workflow.start_child_workflow(
                 CampaignStepWorkflow.run,

@@ -13,10 +13,12 @@ from schemas.workflow_io import Tuning
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
 
 
-def history_is_long(tuning: Tuning) -> bool:
-    """Time to continue-as-new: at the configured length or when the server suggests it."""
+def history_is_long(tuning: Tuning, reserve: int = 0) -> bool:
+    """Time to continue-as-new: at the configured length (less `reserve` events kept for
+    draining work in flight) or when the server suggests it."""
     info = workflow.info()
-    return info.get_current_history_length() >= tuning.history_threshold or info.is_continue_as_new_suggested()
+    limit = tuning.history_threshold - min(reserve, tuning.history_threshold // 2)
+    return info.get_current_history_length() >= limit or info.is_continue_as_new_suggested()
 
 
 def seconds_until(moment: datetime) -> float:

@@ -43,6 +43,7 @@ class CampaignStepWorkflow:
         self.completed_since_fetch = 0
         self.last_plan: datetime | None = None
         self.wakeups = Wakeups()
+        self.drain_reserve = 0
 
     @workflow.signal(name=LIFECYCLE)
     def on_lifecycle(self, lifecycle: Lifecycle) -> None:
@@ -63,12 +64,15 @@ class CampaignStepWorkflow:
 
     @workflow.run
     async def run(self, request: StepInput) -> StepCounters:
+        if workflow.patched("drain-reserve-before-continue-as-new"):
+            # Draining the window before continue-as-new costs ~4 events per send in flight.
+            self.drain_reserve = 4 * request.tuning.send_window
         while not self.cancelled:
             if self.paused:
                 self._report("paused")
                 await workflow.wait_condition(lambda: not self.paused)
                 continue
-            if history_is_long(request.tuning):
+            if history_is_long(request.tuning, self.drain_reserve):
                 await self._continue_as_new()
             if not self.previous_finished and self._replan_due():
                 await self._plan()
@@ -143,7 +147,11 @@ class CampaignStepWorkflow:
 
         def woken() -> bool:
             room_freed = self.completed_since_fetch >= half or (not self.in_flight and self.completed_since_fetch)
-            return bool(room_freed) or self.lifecycle.version != version or history_is_long(self.request.tuning)
+            return (
+                bool(room_freed)
+                or self.lifecycle.version != version
+                or history_is_long(self.request.tuning, self.drain_reserve)
+            )
 
         until = workflow.now() + timedelta(seconds=min(waits)) if waits else None
         summary = f"next send due at {local_label(until)}" if until else None
