@@ -18,7 +18,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from db.dialect import dialect_insert
+from db.dialect import dialect_insert, insert_many
 from db.models import (
     DEFAULT_WORKSPACE_ID,
     Contact,
@@ -115,31 +115,12 @@ def _import_batch(
         new_ids, updated_ids = _upsert_by_phone(session, by_phone, now, workspace_id)
         inserted += len(new_ids)
         ids += new_ids + updated_ids
-    added = _insert_many(
+    added = insert_many(
         session,
         dialect_insert(session, _MEMBERS).on_conflict_do_nothing().returning(_MEMBERS.c.contact_id),
         [{"group_id": group_id, "contact_id": contact_id} for contact_id in set(ids)],
     )
     return ImportResult(inserted, len(batch) - inserted, len(added))
-
-
-def _insert_many(session: Session, statement: sql.Insert, rows: list[dict[str, Any]]) -> list[Any]:
-    """Run one INSERT ... RETURNING for many rows (all with the same keys); the first
-    returned column of each written row.
-
-    PostgreSQL gets one array per column (`INSERT ... SELECT * FROM unnest(...)`): the
-    multi-row VALUES form carries 12,000 parameters per batch, and psycopg parsing that
-    text took most of a 100,000-row import.
-    """
-    if not rows:
-        return []
-    if session.get_bind().dialect.name != "postgresql":
-        return list(session.scalars(statement, rows))
-    names = list(rows[0])
-    columns = statement.table.c
-    arrays = [bindparam(None, [row[n] for row in rows], type_=postgresql.ARRAY(columns[n].type)) for n in names]
-    source = func.unnest(*arrays).table_valued(*names).render_derived(name="source")
-    return list(session.scalars(statement.from_select(names, select(*source.c))))
 
 
 def _row(record: ContactRecord, now: datetime, workspace_id: int) -> dict[str, Any]:
@@ -157,7 +138,7 @@ def _upsert_by_email(session: Session, records: list[ContactRecord], now: dateti
     ids: list[int] = []
     for guessed in (False, True):
         rows = [_row(record, now, workspace_id) for record in records if record.timezone_guessed is guessed]
-        ids += _insert_many(session, _email_upsert(session, keep_timezone=guessed), rows)
+        ids += insert_many(session, _email_upsert(session, keep_timezone=guessed), rows)
     return ids
 
 
@@ -194,7 +175,7 @@ def _upsert_by_phone(
             [_phone_update(contact_id, by_phone[phone], now) for phone, contact_id in matched.items()],
         )
     rows = [_row(record, now, workspace_id) for phone, record in by_phone.items() if phone not in matched]
-    new_ids = _insert_many(session, dialect_insert(session, _CONTACTS).returning(_CONTACTS.c.id), rows)
+    new_ids = insert_many(session, dialect_insert(session, _CONTACTS).returning(_CONTACTS.c.id), rows)
     return new_ids, list(matched.values())
 
 

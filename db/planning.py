@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from db.dialect import dialect_insert
+from db.dialect import dialect_insert, insert_many
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Sender, Step, StepExecution
 from domain.calendar import LocalWindow, add_span, zone
 from domain.durations import Span
@@ -100,7 +100,9 @@ def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
             planned += row["status"] == ExecutionStatus.SCHEDULED.value
             skipped += row["status"] == ExecutionStatus.SKIPPED.value
             rows.append(row)
-        session.execute(dialect_insert(session, StepExecution).on_conflict_do_nothing(), rows)
+        insert_many(
+            session, dialect_insert(session, StepExecution).on_conflict_do_nothing().returning(StepExecution.id), rows
+        )
         refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
