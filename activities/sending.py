@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
-from db.models import Campaign, Contact, StepExecution
+from db.models import Campaign, Contact
 from db.sending import (
     SendContext,
     cancel_sending,
@@ -155,11 +155,7 @@ class SendActivities:
 
     def _enter_sending(self, context: SendContext, key: str, now: datetime) -> SendResult | None:
         """Tx 1. Returns a result when the message must not go out now."""
-        spec = CampaignFile.model_validate(context.campaign.definition)
-        channel = Channel(context.step.channel)
-        window = LocalWindow.of(spec.window, quiet_hours=spec.quiet_hours and channel is not Channel.EMAIL)
-        contact_tz = zone(context.contact.timezone, fallback=context.campaign.timezone)
-        opens = window.next_open(now, contact_tz)
+        opens = _next_window(context, now)
         with unit_of_work(self.sessions) as session:
             if opens > now:
                 reschedule(session, context.execution.id, opens, now)
@@ -169,9 +165,8 @@ class SendActivities:
                 if claim_quota(session, context.sender.id, local_day(now, sender_tz)):
                     return None
                 session.rollback()
-                next_day = day_bounds(local_day(now, sender_tz), sender_tz)[1]
                 with unit_of_work(self.sessions) as retry_session:
-                    reschedule(retry_session, context.execution.id, window.next_open(next_day, contact_tz), now)
+                    reschedule(retry_session, context.execution.id, _senders_next_day(context, now), now)
                 return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
             return self._closed_gate(session, context, now)
 
@@ -191,14 +186,9 @@ class SendActivities:
 
     def _provider_failed(self, context: SendContext, error: ProviderError, now: datetime) -> SendResult:
         if error.kind is FailureKind.QUOTA_EXHAUSTED:
+            # The row is SENDING, but the provider refused, so nothing went out: back to waiting.
             with unit_of_work(self.sessions) as session:
-                sender_tz = zone(context.sender.timezone)
-                next_day = day_bounds(local_day(now, sender_tz), sender_tz)[1]
-                # The row is SENDING: the provider refused, so nothing went out; back to waiting.
-                row = session.get_one(StepExecution, context.execution.id)
-                row.status = ExecutionStatus.SCHEDULED.value
-                row.scheduled_for = next_day
-                row.updated_at = now
+                reschedule(session, context.execution.id, _senders_next_day(context, now), now, from_sending=True)
             return SendResult(outcome=SendOutcome.DEFERRED, detail="provider daily limit reached")
         if error.kind in (FailureKind.PERMANENT, FailureKind.AUTH_REVOKED):
             raise ApplicationError(str(error), error.code, type="ProviderPermanent", non_retryable=True)
@@ -209,3 +199,17 @@ class SendActivities:
         with unit_of_work(self.sessions) as session:
             mark_sent(session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id)
         return SendResult(outcome=SendOutcome.SENT)
+
+
+def _next_window(context: SendContext, moment: datetime) -> datetime:
+    """When the campaign's window (and quiet hours) next opens for this contact."""
+    spec = CampaignFile.model_validate(context.campaign.definition)
+    channel = Channel(context.step.channel)
+    window = LocalWindow.of(spec.window, quiet_hours=spec.quiet_hours and channel is not Channel.EMAIL)
+    return window.next_open(moment, zone(context.contact.timezone, fallback=context.campaign.timezone))
+
+
+def _senders_next_day(context: SendContext, now: datetime) -> datetime:
+    """The first window slot on the sender's next local day, where a deferred send goes."""
+    sender_tz = zone(context.sender.timezone)
+    return _next_window(context, day_bounds(local_day(now, sender_tz), sender_tz)[1])

@@ -145,11 +145,15 @@ def mark_sent(session: Session, execution_id: int, now: datetime, message_id: st
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def reschedule(session: Session, execution_id: int, when: datetime, now: datetime) -> bool:
-    """Put a claimed row back to SCHEDULED at a new time (held, deferred, re-slotted)."""
+def reschedule(
+    session: Session, execution_id: int, when: datetime, now: datetime, *, from_sending: bool = False
+) -> bool:
+    """Put a claimed row back to SCHEDULED at a new time (held, deferred, re-slotted).
+    `from_sending` also takes a SENDING row: only when the provider refused the message."""
+    statuses = [*_CLAIMABLE, ExecutionStatus.SENDING.value] if from_sending else _CLAIMABLE
     result = session.execute(
         update(StepExecution)
-        .where(StepExecution.id == execution_id, StepExecution.status.in_(_CLAIMABLE))
+        .where(StepExecution.id == execution_id, StepExecution.status.in_(statuses))
         .values(status=ExecutionStatus.SCHEDULED.value, scheduled_for=when, lease_until=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
