@@ -66,6 +66,7 @@ class Contact(Base):
     variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stopped_reason: Mapped[str | None] = mapped_column(String(32))
     stopped_at: Mapped[datetime | None]
+    soft_bounces: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -108,7 +109,9 @@ class Sender(Base):
     sends_today: Mapped[int] = mapped_column(default=0)
     quota_day: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[str | None] = mapped_column(String(500))
     paused_until: Mapped[datetime | None]
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)  # Fernet token, never logged
     created_at: Mapped[datetime]
 
 
@@ -207,6 +210,10 @@ class StepExecution(Base):
     sent_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    delivery_status: Mapped[str | None] = mapped_column(String(32))  # from provider callbacks
+    delivery_error_code: Mapped[str | None] = mapped_column(String(32))
+    answered_by: Mapped[str | None] = mapped_column(String(32))  # voicemail: Twilio AMD outcome
+    delivery_updated_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
 
 
@@ -219,4 +226,46 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int]
     status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+
+
+class MailboxSync(Base):
+    """Where the inbound sync of one mailbox stands (Gmail `historyId`)."""
+
+    __tablename__ = "mailbox_syncs"
+    sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True)
+    history_id: Mapped[str | None] = mapped_column(String(32))
+    last_synced_at: Mapped[datetime | None]
+    last_full_sync_at: Mapped[datetime | None]
+    messages_seen: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class InboundMessage(Base):
+    """A message that came back: an email in a synced mailbox or an SMS to one of our numbers."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_message_id"),
+        Index("ix_inbound_messages_received", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    channel: Mapped[str] = mapped_column(String(16))
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id", ondelete="SET NULL"), index=True)
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    thread_id: Mapped[str | None] = mapped_column(String(255))
+    rfc_message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    classification: Mapped[str] = mapped_column(String(32))
+    bounced_recipient: Mapped[str | None] = mapped_column(String(320))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("step_executions.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime]
     created_at: Mapped[datetime]

@@ -22,18 +22,22 @@ class OutgoingMessage:
     to: str
     subject: str | None = None
     body: str | None = None
+    html: str | None = None  # email only: the HTML alternative (derived from `body` when absent)
     say: str | None = None
     audio_url: str | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
-    thread_id: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    thread_id: str | None = None  # the provider's thread of the parent message (Gmail threadId)
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers, e.g. List-Unsubscribe
+    status_callback: str | None = None  # SMS/voicemail: where the provider reports delivery
+    voice_url: str | None = None  # voicemail: where the provider fetches the TwiML after AMD
 
 
 @dataclass(frozen=True, slots=True)
 class SentReceipt:
     provider_message_id: str
     provider_thread_id: str | None = None
+    rfc_message_id: str | None = None  # the Message-ID the provider actually kept, when it differs
 
 
 class FailureKind(StrEnum):

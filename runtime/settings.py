@@ -26,6 +26,25 @@ class OutboxFaults(BaseModel):
     quota_exhausted: bool = Field(False, description="Every send answers 'daily sending limit reached'.")
 
 
+class GmailSettings(BaseModel):
+    """Gmail API access. The endpoints exist so tests can point the real client at a fake."""
+
+    api_endpoint: str | None = Field(None, description="Override of https://gmail.googleapis.com (tests only).")
+    token_uri: str | None = Field(None, description="Override of Google's OAuth token endpoint (tests only).")
+    lookup_grace_seconds: float = Field(
+        20.0, ge=0, description="How long after a send a missing rfc822msgid: search result is not yet trusted."
+    )
+    sync_interval_seconds: float = Field(60.0, gt=0, description="Pause between inbound syncs of one mailbox.")
+
+
+class TwilioSettings(BaseModel):
+    """One Twilio account for SMS and voicemail; the auth token also verifies webhooks."""
+
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    api_base: str | None = Field(None, description="Override of https://api.twilio.com (tests only).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTBOUND_", env_nested_delimiter="__", extra="ignore")
 
@@ -43,6 +62,20 @@ class Settings(BaseSettings):
     max_concurrent_activities: int = Field(64, ge=1)
     max_task_queue_activities_per_second: float | None = Field(None, gt=0)
     graceful_shutdown_seconds: float = Field(30.0, ge=0, description="Time running activities get on SIGTERM.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts mailbox tokens at rest and signs unsubscribe links "
+        "(`outbound secret-key` makes one).",
+    )
+    public_base_url: str = Field(
+        "http://localhost:8080", description="Where the API service is reachable from outside (links, callbacks)."
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65535)
+    unsubscribe_link_days: int = Field(90, ge=1, description="How long an unsubscribe link stays valid.")
+    soft_bounce_threshold: int = Field(3, ge=1, description="Soft bounces after which an address is suppressed.")
+    gmail: GmailSettings = Field(default_factory=GmailSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for `outbound config`."""
