@@ -7,8 +7,10 @@ A retry that finds the row SENDING asks the provider before sending again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 from temporalio import activity
@@ -64,16 +66,15 @@ class SendActivities:
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
             message = self._compose(session, context)
+            held = None if status is ExecutionStatus.SENDING else self._enter_sending(session, context, message, now)
+        if held is not None:
+            activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
+            return held
         provider = self._provider(context)
         if status is ExecutionStatus.SENDING:
             receipt = self._find_earlier_send(provider, message)
             if receipt is not None:
                 return self._record_sent(request.execution_id, receipt, now)
-        else:
-            held = self._enter_sending(context, message.key, now)
-            if held is not None:
-                activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
-                return held
         try:
             receipt = provider.send(message)
         except ProviderError as error:
@@ -153,22 +154,23 @@ class SendActivities:
                 non_retryable=True,
             ) from None
 
-    def _enter_sending(self, context: SendContext, key: str, now: datetime) -> SendResult | None:
-        """Tx 1. Returns a result when the message must not go out now."""
+    def _enter_sending(
+        self, session: Session, context: SendContext, message: OutgoingMessage, now: datetime
+    ) -> SendResult | None:
+        """Tx 1, in the transaction that read the context: gate and quota claim commit
+        together. Returns a result when the message must not go out now."""
         opens = _next_window(context, now)
-        with unit_of_work(self.sessions) as session:
-            if opens > now:
-                reschedule(session, context.execution.id, opens, now)
-                return SendResult(outcome=SendOutcome.RESLOTTED, detail=opens.isoformat())
-            if pass_gate(session, context, key, now):
-                sender_tz = zone(context.sender.timezone)
-                if claim_quota(session, context.sender.id, local_day(now, sender_tz)):
-                    return None
-                session.rollback()
-                with unit_of_work(self.sessions) as retry_session:
-                    reschedule(retry_session, context.execution.id, _senders_next_day(context, now), now)
-                return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
+        if opens > now:
+            reschedule(session, context.execution.id, opens, now)
+            return SendResult(outcome=SendOutcome.RESLOTTED, detail=opens.isoformat())
+        if not pass_gate(session, context, message.key, now):
             return self._closed_gate(session, context, now)
+        if claim_quota(session, context.sender.id, local_day(now, zone(context.sender.timezone))):
+            return None
+        session.rollback()
+        with unit_of_work(self.sessions) as retry_session:
+            reschedule(retry_session, context.execution.id, _senders_next_day(context, now), now)
+        return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
 
     def _closed_gate(self, session: Session, context: SendContext, now: datetime) -> SendResult:
         """Why the gate refused, and what happens to the row."""
@@ -203,10 +205,25 @@ class SendActivities:
 
 def _next_window(context: SendContext, moment: datetime) -> datetime:
     """When the campaign's window (and quiet hours) next opens for this contact."""
-    spec = CampaignFile.model_validate(context.campaign.definition)
-    channel = Channel(context.step.channel)
-    window = LocalWindow.of(spec.window, quiet_hours=spec.quiet_hours and channel is not Channel.EMAIL)
+    window = _campaign_window(Channel(context.step.channel), context.campaign.definition)
     return window.next_open(moment, zone(context.contact.timezone, fallback=context.campaign.timezone))
+
+
+_WINDOWS: dict[tuple[Channel, str], LocalWindow] = {}
+
+
+def _campaign_window(channel: Channel, definition: dict[str, Any]) -> LocalWindow:
+    """The parsed sending window, kept by content: validating the whole campaign file on
+    every send cost more than the send's SQL."""
+    key = (channel, json.dumps([definition.get("window"), definition.get("quiet_hours")], sort_keys=True))
+    window = _WINDOWS.get(key)
+    if window is None:
+        if len(_WINDOWS) > 1024:
+            _WINDOWS.clear()
+        spec = CampaignFile.model_validate(definition)
+        window = LocalWindow.of(spec.window, quiet_hours=spec.quiet_hours and channel is not Channel.EMAIL)
+        _WINDOWS[key] = window
+    return window
 
 
 def _senders_next_day(context: SendContext, now: datetime) -> datetime:

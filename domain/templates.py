@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
-
-from db.models import Contact
 
 CONTACT_FIELDS = ("email", "phone", "first_name", "last_name", "company", "title", "timezone")
 PLACEHOLDER = "placeholder"
@@ -65,7 +63,14 @@ def _redact(message: str, context: Mapping[str, Any]) -> str:
     return message
 
 
-def contact_context(contact: Contact) -> dict[str, Any]:
+class ContactFields(Protocol):
+    """What a template can see of a contact (an ORM row or a read-only view)."""
+
+    @property
+    def variables(self) -> dict[str, Any]: ...
+
+
+def contact_context(contact: ContactFields) -> dict[str, Any]:
     """The variables a template sees for one contact.
 
     Empty values are left out rather than set to "" so `{{ first_name | default("there") }}`
