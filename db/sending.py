@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Date, Select, String, Table, Update, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
+from db.types import UTCDateTime
 from schemas.enums import TERMINAL_STATUSES, CampaignStatus, Channel, ExecutionStatus
 
 # Core tables for the hot-path UPDATEs: ORM-enabled statements cost more worker CPU than
@@ -162,72 +163,114 @@ def previous_email(session: Session, execution: ExecutionView) -> tuple[str | No
     return rows[-1][0], rows[-1][1], keys
 
 
-def pass_gate(session: Session, context: SendContext, message_key: str, now: datetime) -> bool:
-    """Move the row to SENDING if and only if everything still allows the send."""
+def _gate_statement(*, with_previous_step: bool) -> Update:
     previous = aliased(StepExecution)
     conditions = [
-        StepExecution.id == context.execution.id,
+        StepExecution.id == bindparam("p_execution_id"),
         StepExecution.status.in_(_CLAIMABLE),
-        exists().where(Campaign.id == context.campaign.id, Campaign.status == CampaignStatus.ACTIVE.value),
-        exists().where(Contact.id == context.contact.id, Contact.stopped_reason.is_(None)),
+        exists().where(Campaign.id == bindparam("p_campaign_id"), Campaign.status == CampaignStatus.ACTIVE.value),
+        exists().where(Contact.id == bindparam("p_contact_id"), Contact.stopped_reason.is_(None)),
         exists().where(
-            Enrollment.campaign_id == context.campaign.id,
-            Enrollment.contact_id == context.contact.id,
+            Enrollment.campaign_id == bindparam("p_campaign_id"),
+            Enrollment.contact_id == bindparam("p_contact_id"),
             Enrollment.status == "active",
         ),
     ]
-    if context.previous_step_id is not None:
+    if with_previous_step:
         conditions.append(
             exists().where(
-                previous.step_id == context.previous_step_id,
-                previous.contact_id == context.contact.id,
+                previous.step_id == bindparam("p_previous_step_id"),
+                previous.contact_id == bindparam("p_contact_id"),
                 previous.status.in_(_TERMINAL),
             )
         )
-    result = session.execute(
+    return (
         update(_EXECUTIONS)
         .where(*conditions)
         .values(
             status=ExecutionStatus.SENDING.value,
-            message_key=message_key,
+            message_key=bindparam("p_message_key"),
             attempts=StepExecution.attempts + 1,
             lease_until=None,
-            updated_at=now,
+            updated_at=bindparam("p_now", type_=UTCDateTime()),
         )
     )
+
+
+# Built once: the hot path then skips statement construction and cache-key generation.
+_GATE = {flag: _gate_statement(with_previous_step=flag) for flag in (False, True)}
+
+
+def pass_gate(session: Session, context: SendContext, message_key: str, now: datetime) -> bool:
+    """Move the row to SENDING if and only if everything still allows the send."""
+    result = session.execute(
+        _GATE[context.previous_step_id is not None],
+        {
+            "p_execution_id": context.execution.id,
+            "p_campaign_id": context.campaign.id,
+            "p_contact_id": context.contact.id,
+            "p_previous_step_id": context.previous_step_id,
+            "p_message_key": message_key,
+            "p_now": now,
+        },
+    )
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+_DAY = bindparam("p_day", type_=Date())
+_CLAIM = (
+    update(_SENDERS)
+    .where(
+        Sender.id == bindparam("p_sender_id"),
+        Sender.status == "active",
+        or_(Sender.quota_day.is_(None), Sender.quota_day != _DAY, Sender.sends_today < Sender.daily_limit),
+    )
+    .values(sends_today=case((Sender.quota_day == _DAY, Sender.sends_today + 1), else_=1), quota_day=_DAY)
+)
 
 
 def claim_quota(session: Session, sender_id: int, day: date) -> bool:
     """Take one send of the sender's daily limit, resetting the count when the sender's
     local day changed. One statement: concurrent workers can never exceed the limit."""
-    result = session.execute(
-        update(_SENDERS)
-        .where(
-            Sender.id == sender_id,
-            Sender.status == "active",
-            or_(Sender.quota_day.is_(None), Sender.quota_day != day, Sender.sends_today < Sender.daily_limit),
-        )
-        .values(
-            sends_today=case((Sender.quota_day == day, Sender.sends_today + 1), else_=1),
-            quota_day=day,
-        )
-    )
+    result = session.execute(_CLAIM, {"p_sender_id": sender_id, "p_day": day})
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def mark_sent(session: Session, execution_id: int, now: datetime, message_id: str, thread_id: str | None) -> bool:
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_MARK_SENT = (
+    update(_EXECUTIONS)
+    .where(StepExecution.id == bindparam("p_execution_id"), StepExecution.status == ExecutionStatus.SENDING.value)
+    .values(
+        status=ExecutionStatus.SENT.value,
+        sent_at=_NOW,
+        provider_message_id=bindparam("p_message_id"),
+        provider_thread_id=bindparam("p_thread_id"),
+        message_key=func.coalesce(bindparam("p_rfc_message_id", type_=String()), StepExecution.message_key),
+        error=None,
+        updated_at=_NOW,
+    )
+)
+
+
+def mark_sent(
+    session: Session,
+    execution_id: int,
+    now: datetime,
+    message_id: str,
+    thread_id: str | None,
+    rfc_message_id: str | None = None,
+) -> bool:
+    """Tx 2. `rfc_message_id` replaces the key when the provider kept another Message-ID,
+    so follow-ups reference the message as the recipient saw it."""
     result = session.execute(
-        update(_EXECUTIONS)
-        .where(StepExecution.id == execution_id, StepExecution.status == ExecutionStatus.SENDING.value)
-        .values(
-            status=ExecutionStatus.SENT.value,
-            sent_at=now,
-            provider_message_id=message_id,
-            provider_thread_id=thread_id,
-            error=None,
-            updated_at=now,
-        )
+        _MARK_SENT,
+        {
+            "p_execution_id": execution_id,
+            "p_now": now,
+            "p_message_id": message_id,
+            "p_thread_id": thread_id,
+            "p_rfc_message_id": rfc_message_id,
+        },
     )
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
