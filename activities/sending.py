@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.message_links import MessageLinks
 from db.engine import SessionFactory, unit_of_work
+from db.mailboxes import disable_sender, exhaust_quota
 from db.models import Campaign, Contact
 from db.sending import (
     SendContext,
@@ -51,9 +53,12 @@ def message_key(context: SendContext) -> str:
 
 
 class SendActivities:
-    def __init__(self, sessions: SessionFactory, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self, sessions: SessionFactory, providers: Mapping[str, Provider], links: MessageLinks | None = None
+    ) -> None:
         self.sessions = sessions
         self.providers = providers
+        self.links = links or MessageLinks("http://localhost:8080", None, 90)
 
     @activity.defn
     def send_message(self, request: SendInput) -> SendResult:
@@ -65,7 +70,7 @@ class SendActivities:
             status = ExecutionStatus(context.execution.status)
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
-            message = self._compose(session, context)
+            message = self._compose(session, context, now)
             held = None if status is ExecutionStatus.SENDING else self._enter_sending(session, context, message, now)
         if held is not None:
             activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
@@ -94,26 +99,37 @@ class SendActivities:
                 if context.execution.status != ExecutionStatus.SENDING.value:
                     close_row(session, execution_id, ExecutionStatus.CANCELLED, None, now)
                     continue
-                message = self._compose(session, context)
+                message = self._compose(session, context, now)
                 try:
                     receipt = self._provider(context).find_sent(message)
                 except DeliveryUnknown as error:
                     dead_letter(session, execution_id, "DeliveryUnknown", str(error), context.execution.attempts, now)
                     continue
                 if receipt is not None:
-                    mark_sent(session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id)
+                    mark_sent(
+                        session,
+                        execution_id,
+                        now,
+                        receipt.provider_message_id,
+                        receipt.provider_thread_id,
+                        receipt.rfc_message_id,
+                    )
                 else:
                     cancel_sending(session, execution_id, now)
 
     def _provider(self, context: SendContext) -> Provider:
-        provider = self.providers.get(context.sender.provider)
+        """Providers are registered by name, or by `name:channel` when one provider name
+        covers channels sent by different adapters (Twilio SMS and voice)."""
+        provider = self.providers.get(f"{context.sender.provider}:{context.step.channel}") or self.providers.get(
+            context.sender.provider
+        )
         if provider is None:
             raise ApplicationError(
                 f"no provider {context.sender.provider!r} configured on this worker", type="ProviderMissing"
             )
         return provider
 
-    def _compose(self, session: Session, context: SendContext) -> OutgoingMessage:
+    def _compose(self, session: Session, context: SendContext, now: datetime) -> OutgoingMessage:
         step, contact = context.step, context.contact
         variables = contact_context(contact)
         try:
@@ -127,12 +143,20 @@ class SendActivities:
         channel = Channel(step.channel)
         to = contact.email if channel is Channel.EMAIL else contact.phone
         fields: dict[str, object] = {}
-        if channel is Channel.EMAIL and not step.new_thread:
-            parent, thread, chain = previous_email(session, context.execution)
-            if parent:
-                subject = str(rendered.get("subject", ""))
-                rendered["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-                fields = {"in_reply_to": parent, "references": tuple(chain), "thread_id": thread}
+        if channel is Channel.EMAIL:
+            fields["headers"] = self.links.unsubscribe_headers(
+                contact_id=contact.id, execution_id=context.execution.id, now=now
+            )
+            if not step.new_thread and context.previous_step_id is not None:
+                parent, thread, chain = previous_email(session, context.execution)
+                if parent:
+                    subject = str(rendered.get("subject", ""))
+                    rendered["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+                    fields |= {"in_reply_to": parent, "references": tuple(chain), "thread_id": thread}
+        else:
+            fields["status_callback"] = self.links.status_callback()
+            if channel is Channel.VOICEMAIL:
+                fields["voice_url"] = self.links.voice_url(context.execution.id)
         return OutgoingMessage(
             execution_id=context.execution.id,
             key=message_key(context),
@@ -187,19 +211,35 @@ class SendActivities:
         return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
 
     def _provider_failed(self, context: SendContext, error: ProviderError, now: datetime) -> SendResult:
-        if error.kind is FailureKind.QUOTA_EXHAUSTED:
-            # The row is SENDING, but the provider refused, so nothing went out: back to waiting.
+        """The provider refused. The row is SENDING but nothing went out, so a refusal about
+        the mailbox (limit used up, grant revoked) puts it back to wait; one about the
+        recipient fails it for good; anything else is retried."""
+        if error.kind in (FailureKind.QUOTA_EXHAUSTED, FailureKind.AUTH_REVOKED):
             with unit_of_work(self.sessions) as session:
+                if error.kind is FailureKind.QUOTA_EXHAUSTED:
+                    exhaust_quota(session, context.sender.id, local_day(now, zone(context.sender.timezone)))
+                    detail = "provider daily limit reached"
+                else:
+                    if disable_sender(session, context.sender.id, f"{error.code or 'auth'}: {error}"):
+                        activity.logger.warning("sender %s disabled: %s", context.sender.id, error)
+                    detail = "sender disabled: reconnect it"
                 reschedule(session, context.execution.id, _senders_next_day(context, now), now, from_sending=True)
-            return SendResult(outcome=SendOutcome.DEFERRED, detail="provider daily limit reached")
-        if error.kind in (FailureKind.PERMANENT, FailureKind.AUTH_REVOKED):
-            raise ApplicationError(str(error), error.code, type="ProviderPermanent", non_retryable=True)
-        raise ApplicationError(str(error), error.code, type="ProviderTransient")
+            return SendResult(outcome=SendOutcome.DEFERRED, detail=detail)
+        if error.kind is FailureKind.PERMANENT:
+            raise ApplicationError(str(error), error.code, type="ProviderPermanent", non_retryable=True) from None
+        raise ApplicationError(str(error), error.code, type="ProviderTransient") from None
 
     def _record_sent(self, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
         """Tx 2."""
         with unit_of_work(self.sessions) as session:
-            mark_sent(session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id)
+            mark_sent(
+                session,
+                execution_id,
+                now,
+                receipt.provider_message_id,
+                receipt.provider_thread_id,
+                receipt.rfc_message_id,
+            )
         return SendResult(outcome=SendOutcome.SENT)
 
 

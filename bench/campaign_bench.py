@@ -84,9 +84,9 @@ class Bench:
             **values,
         }
 
-    def cpu_meters(self, worker_pid: int) -> dict[str, CpuMeter]:
+    def cpu_meters(self, worker_pids: list[int]) -> dict[str, CpuMeter]:
         return {
-            "worker": CpuMeter([psutil.Process(worker_pid)]),
+            "worker": CpuMeter([psutil.Process(pid) for pid in worker_pids]),
             "temporal": CpuMeter([psutil.Process(self.server_pid)]),
             "postgres": CpuMeter(name_prefix="postgres"),
         }
@@ -100,14 +100,20 @@ async def measure_trivial(bench: Bench) -> TrivialResult:
     """No-op activities, `window` in flight per workflow, on a worker process like the real one."""
     args = bench.args
     log = bench.scratch / "trivial-worker.log"
-    process = start_process(trivial_command(), bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://"), log, bench.code)
-    sampler = RssSampler(process.pid)
+    env = bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://")
+    processes = [
+        start_process(trivial_command(), env, log.with_suffix(f".{index}.log"), bench.code)
+        for index in range(args.worker_processes)
+    ]
+    process = processes[0]
+    sampler = RssSampler(process.pid, tuple(p.pid for p in processes[1:]))
     sampler.start()
-    meters = bench.cpu_meters(process.pid)
+    meters = bench.cpu_meters([p.pid for p in processes])
     prefix = f"bench-trivial-{uuid.uuid4().hex[:6]}"
     each = max(1, args.trivial_activities // args.trivial_workflows)
     try:
-        await wait_for_pollers(bench.client, WORKFLOW_QUEUE, process, log)
+        for index, each_process in enumerate(processes):
+            await wait_for_pollers(bench.client, WORKFLOW_QUEUE, each_process, log.with_suffix(f".{index}.log"))
         say(f"trivial: {each * args.trivial_workflows:,} no-op activities in {args.trivial_workflows} workflow(s)")
         for meter in meters.values():
             meter.start()
@@ -125,7 +131,8 @@ async def measure_trivial(bench: Bench) -> TrivialResult:
         wall = time.perf_counter() - started
         cpu = {name: meter.stop() for name, meter in meters.items()}
     finally:
-        stop_process(process)
+        for each_process in processes:
+            stop_process(each_process)
         sampler.stop()
     runs = await list_runs(
         bench.client,
@@ -165,15 +172,20 @@ async def _run_campaign(
     env = bench.worker_env(
         OUTBOUND_DATABASE_URL=url, OUTBOUND_OUTBOX_DIR=str(outbox), OUTBOUND_TASK_QUEUE_PREFIX=prefix
     )
-    process = start_process(outbound_command(), env, log, bench.code)
-    sampler = RssSampler(process.pid)
+    processes = [
+        start_process(outbound_command(), env, log.with_suffix(f".{index}.log"), bench.code)
+        for index in range(bench.args.worker_processes)
+    ]
+    process = processes[0]
+    sampler = RssSampler(process.pid, tuple(p.pid for p in processes[1:]))
     sampler.start()
     waits = PgWaitSampler(url)
     try:
-        await wait_for_pollers(bench.client, campaign_queue(prefix), process, log)
+        for index, each_process in enumerate(processes):
+            await wait_for_pollers(bench.client, campaign_queue(prefix), each_process, log.with_suffix(f".{index}.log"))
         await asyncio.sleep(1)
         idle = sampler.sample()
-        meters = bench.cpu_meters(process.pid)
+        meters = bench.cpu_meters([p.pid for p in processes])
         for meter in meters.values():
             meter.start()
         waits.start()
@@ -186,7 +198,8 @@ async def _run_campaign(
         cpu = {name: meter.stop() for name, meter in meters.items()}
     finally:
         waits.stop()
-        stop_process(process)
+        for each_process in processes:
+            stop_process(each_process)
         sampler.stop()
     sends = summarise_sends(reader, campaign_id)
     say(f"[{contacts:,}] {sends.total.count:,} sent in {wall:.1f} s; reading the histories")
@@ -256,6 +269,7 @@ async def run(args: argparse.Namespace) -> int:
         say(f"[yellow]the machine is busy (load {load['start'][0]:.1f}): figures will be lower than on an idle one[/]")
     code = scratch / "code"
     digest = snapshot_code(code)
+    say(f"{args.worker_processes} worker process(es) for the campaign and for the trivial reference")
     say(f"workers run a copy of the code taken now (digest {digest}), whatever happens to the work tree")
     port = free_port()
     say(f"starting the Temporal dev server on 127.0.0.1:{port} (files in {scratch})")
@@ -303,6 +317,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="Where `postgresql` creates its databases.")
     parser.add_argument("--wait", default="0s", help="Wait between the steps (campaign file syntax, e.g. 0s, 5s).")
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="Worker processes for the campaign and, the same number, for the trivial reference (default 1).",
+    )
     parser.add_argument("--window", type=int, default=Tuning().send_window, help="Activities in flight per workflow.")
     parser.add_argument(
         "--max-concurrent-activities",

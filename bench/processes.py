@@ -156,6 +156,7 @@ class RssSampler:
     """Samples the resident memory of a process (and its children) every `interval` s."""
 
     pid: int
+    more_pids: tuple[int, ...] = ()
     interval: float = 0.2
     peak: int = 0
     last: int = 0
@@ -173,14 +174,12 @@ class RssSampler:
             self._thread.join()
 
     def sample(self) -> int:
-        try:
-            process = psutil.Process(self.pid)
-            rss = int(process.memory_info().rss)
-            for child in process.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    rss += int(child.memory_info().rss)
-        except psutil.Error:
+        """The largest RSS of any one worker process (with its children): with several
+        worker processes, "flat with campaign size" is a per-process property."""
+        sizes = [size for pid in (self.pid, *self.more_pids) if (size := _tree_rss(pid)) is not None]
+        if not sizes:
             return self.last
+        rss = max(sizes)
         self.last = rss
         self.peak = max(self.peak, rss)
         self.samples += 1
@@ -190,3 +189,15 @@ class RssSampler:
         while not self._stop.is_set():
             self.sample()
             self._stop.wait(self.interval)
+
+
+def _tree_rss(pid: int) -> int | None:
+    try:
+        process = psutil.Process(pid)
+        rss = int(process.memory_info().rss)
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                rss += int(child.memory_info().rss)
+    except psutil.Error:
+        return None
+    return rss

@@ -173,6 +173,7 @@ def _steps(campaign_id: int, spec: CampaignFile) -> list[Step]:
             say=step.say,
             audio_url=step.audio_url,
             new_thread=step.new_thread,
+            speak_to_humans=step.speak_to_humans,
         )
         for position, step in enumerate(spec.steps, start=1)
     ]

@@ -35,7 +35,7 @@ from schemas.campaign_file import validate_timezone
 from schemas.enums import Channel, ExecutionStatus, SkipReason
 
 BATCH_SIZE = 1000
-KNOWN_PROVIDERS = frozenset({"outbox"})
+KNOWN_PROVIDERS = frozenset({"outbox", "gmail", "twilio"})
 STOPPED_ENROLLMENT = "stopped"
 _UPDATABLE = ("phone", "first_name", "last_name", "company", "title", "timezone")
 _CONTACTS = cast(Table, Contact.__table__)
@@ -263,6 +263,10 @@ def add_sender(
         raise ValueError(f"unknown channel {channel!r} (use {', '.join(c.value for c in Channel)})") from None
     if provider not in KNOWN_PROVIDERS:
         raise ValueError(f"unknown provider {provider!r} (known: {', '.join(sorted(KNOWN_PROVIDERS))})")
+    if provider == "gmail":
+        raise ValueError("Gmail mailboxes need their OAuth grant: use `outbound senders add-gmail`")
+    if provider == "twilio" and channel is Channel.EMAIL:
+        raise ValueError("twilio sends sms and voicemail; email goes through gmail or outbox")
     if daily_limit < 1:
         raise ValueError("daily_limit must be at least 1")
     address = normalise_sender_address(channel, address)

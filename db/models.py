@@ -167,6 +167,7 @@ class Step(Base):
     say: Mapped[str | None] = mapped_column(Text)
     audio_url: Mapped[str | None] = mapped_column(Text)
     new_thread: Mapped[bool] = mapped_column(Boolean, default=False)
+    speak_to_humans: Mapped[bool] = mapped_column(Boolean, default=False)
     start_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -194,6 +195,7 @@ class StepExecution(Base):
         Index("ix_step_executions_due", "step_id", "status", "scheduled_for"),
         Index("ix_step_executions_sender_time", "sender_id", "scheduled_for"),
         Index("ix_step_executions_contact_status", "contact_id", "status"),
+        Index("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)

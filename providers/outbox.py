@@ -11,11 +11,10 @@ import json
 import os
 import tempfile
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 from providers.base import FailureKind, OutgoingMessage, ProviderError, SentReceipt
+from providers.mime import build_email
 from runtime.settings import OutboxFaults
 from schemas.enums import Channel
 
@@ -68,20 +67,7 @@ class OutboxProvider:
 
 
 def _render_email(message: OutgoingMessage) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = message.sender_address
-    mail["To"] = message.to
-    mail["Subject"] = message.subject or ""
-    mail["Date"] = format_datetime(datetime.now(UTC))
-    mail["Message-ID"] = message.key
-    if message.in_reply_to:
-        mail["In-Reply-To"] = message.in_reply_to
-        mail["References"] = " ".join(message.references or (message.in_reply_to,))
-    mail["X-Outbound-Execution"] = str(message.execution_id)
-    for name, value in message.headers.items():
-        mail[name] = value
-    mail.set_content(message.body or "")
-    return bytes(mail)
+    return bytes(build_email(message))
 
 
 def _render_record(message: OutgoingMessage) -> bytes:

@@ -12,6 +12,7 @@ CHANNEL = SearchAttributeKey.for_keyword("Channel")
 SEARCH_ATTRIBUTES = (CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL)
 
 CAMPAIGN_QUEUE = "campaigns"
+INBOUND_QUEUE = "inbound"
 
 
 def campaign_workflow_id(campaign_id: int, prefix: str = "") -> str:
@@ -31,5 +32,14 @@ def campaign_queue(prefix: str = "") -> str:
     return f"{prefix}{CAMPAIGN_QUEUE}"
 
 
+def inbound_queue(prefix: str = "") -> str:
+    """Mailbox syncs: network-bound, kept off the campaign queue's activity slots."""
+    return f"{prefix}{INBOUND_QUEUE}"
+
+
+def mailbox_sync_workflow_id(sender_id: int, prefix: str = "") -> str:
+    return f"{prefix}mailbox-sync-{sender_id}"
+
+
 def all_queues(prefix: str = "") -> list[str]:
-    return [campaign_queue(prefix), *(channel_queue(c, prefix) for c in Channel)]
+    return [campaign_queue(prefix), *(channel_queue(c, prefix) for c in Channel), inbound_queue(prefix)]

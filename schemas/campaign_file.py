@@ -94,6 +94,9 @@ class StepSpec(BaseModel):
     say: str | None = None
     audio_url: str | None = None
     new_thread: bool = False
+    speak_to_humans: bool = Field(
+        False, description="Voicemail: also play the message when a person answers (default: hang up)."
+    )
 
     @model_validator(mode="after")
     def _content(self) -> StepSpec:

@@ -18,13 +18,14 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from starter import cli_campaign, cli_contacts, cli_system
+    from starter import cli_campaign, cli_channels, cli_contacts, cli_system
 
     app.add_typer(cli_contacts.contacts_app, name="contacts")
     app.add_typer(cli_contacts.suppress_app, name="suppress")
     app.add_typer(cli_contacts.senders_app, name="senders")
     app.add_typer(cli_campaign.campaign_app, name="campaign")
     cli_system.register(app)
+    cli_channels.register(app)
 
 
 def main() -> None:

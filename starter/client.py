@@ -10,12 +10,25 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from runtime.names import CAMPAIGN_ID, CAMPAIGN_STATUS, campaign_queue, campaign_workflow_id
+from runtime.names import (
+    CAMPAIGN_ID,
+    CAMPAIGN_STATUS,
+    CHANNEL,
+    campaign_queue,
+    campaign_workflow_id,
+    mailbox_sync_workflow_id,
+)
 from schemas.enums import CampaignStatus
+from schemas.inbound_io import MailboxSyncInput
 from schemas.signals import (
     CANCEL,
     CONTACT_REPLIED,
@@ -29,6 +42,7 @@ from schemas.signals import (
 )
 from schemas.workflow_io import CampaignInput, CampaignProgress, Tuning
 from workflows.campaign import CampaignWorkflow
+from workflows.mailbox_sync import MailboxSyncWorkflow
 
 
 class CampaignControlError(Exception):
@@ -72,6 +86,21 @@ class OutboundClient:
             )
         except WorkflowAlreadyStartedError:
             raise CampaignControlError(f"campaign {campaign_id} was already launched") from None
+
+    async def start_mailbox_sync(self, sender_id: int, *, interval_seconds: float = 60.0) -> str:
+        """Start the mailbox's inbound sync, or leave the running one alone (idempotent)."""
+        workflow_id = mailbox_sync_workflow_id(sender_id, self.prefix)
+        await self.client.start_workflow(
+            MailboxSyncWorkflow.run,
+            MailboxSyncInput(sender_id=sender_id, task_queue_prefix=self.prefix, interval_seconds=interval_seconds),
+            id=workflow_id,
+            task_queue=campaign_queue(self.prefix),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(CHANNEL, "email")]),
+            static_summary=f"Inbound sync of mailbox {sender_id}",
+            static_details="Follows the mailbox's Gmail history: replies, bounces, auto-replies, opt-outs.",
+        )
+        return workflow_id
 
     async def pause(self, campaign_id: int, reason: str | None = None) -> None:
         await self._signal(campaign_id, PAUSE, PauseSignal(reason=reason))

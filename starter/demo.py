@@ -60,6 +60,7 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_
     await register_search_attributes(client, settings.temporal_namespace)
     workers = build_workers(client, settings, sessions)
     worker_task = asyncio.create_task(workers.run())
+    api_task = await _start_api(settings, console)
     outbound = OutboundClient(client, settings.task_queue_prefix)
     handle = await outbound.launch(campaign_id)
     console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
@@ -88,9 +89,30 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_
                 await asyncio.Event().wait()
         return 0 if description.status == WorkflowExecutionStatus.COMPLETED else 1
     finally:
+        if api_task is not None:
+            api_task.cancel()
+            await asyncio.gather(api_task, return_exceptions=True)
         await workers.shutdown()
         await asyncio.gather(worker_task, return_exceptions=True)
         engine.dispose()
+
+
+async def _start_api(settings: Settings, console: Console) -> asyncio.Task[None] | None:
+    """The HTTP service (health, webhooks, unsubscribe) beside the worker; a taken port
+    only costs the demo its API, not the campaign."""
+    from workers.api.server import serve_api
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve_api(settings, ready=ready, handle_signals=False))
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():
+        waiting.cancel()
+        error = task.exception() if task.done() and not task.cancelled() else None
+        console.print(f"[yellow]API service not started[/] ({error}); set OUTBOUND_API_PORT to use another port")
+        return None
+    console.print(f"API service: http://{settings.api_host}:{settings.api_port}/health")
+    return task
 
 
 def _load_examples(sessions: SessionFactory, console: Console) -> int:

@@ -101,16 +101,18 @@ class Outbound:
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}-")
     faults: OutboxFaults = field(default_factory=OutboxFaults)
     database_url: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)  # more settings (secret key, providers)
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            database_url=self.database_url or "sqlite://",
-            outbox_dir=self.outbox,
-            outbox_faults=self.faults,
-            task_queue_prefix=self.prefix,
-            max_concurrent_activities=16,
-        )
+        values: dict[str, Any] = {
+            "database_url": self.database_url or "sqlite://",
+            "outbox_dir": self.outbox,
+            "outbox_faults": self.faults,
+            "task_queue_prefix": self.prefix,
+            "max_concurrent_activities": 16,
+        }
+        return Settings(**(values | self.overrides))
 
     @asynccontextmanager
     async def worker(self, providers: dict[str, Provider] | None = None) -> AsyncIterator[None]:
@@ -134,7 +136,7 @@ class Outbound:
         client = await Client.connect(
             config.target_host, namespace=self.client.namespace, data_converter=self.client.data_converter
         )
-        yield Outbound(client, self.sessions, self.outbox, self.prefix, self.faults, self.database_url)
+        yield Outbound(client, self.sessions, self.outbox, self.prefix, self.faults, self.database_url, self.overrides)
 
     async def launch(
         self, campaign_id: int, *, start_delay_seconds: int = 0, tuning: Tuning | None = None

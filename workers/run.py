@@ -18,7 +18,10 @@ log = logging.getLogger("outbound.worker")
 async def run_worker(settings: Settings, task_queues: Sequence[str] | None = None) -> None:
     """Poll until SIGINT/SIGTERM, then stop polling and let running activities finish."""
     client = await connect(settings)
-    engine = make_engine(settings.database_url)
+    # One connection per activity thread: a smaller pool made threads queue for connections
+    # and its overflow connections were closed on return, so PostgreSQL forked a backend per send.
+    threads = settings.max_concurrent_activities + 8
+    engine = make_engine(settings.database_url, pool_size=threads, max_overflow=4)
     workers = build_workers(client, settings, make_session_factory(engine), task_queues=task_queues)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

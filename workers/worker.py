@@ -17,21 +17,46 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.campaign import CampaignActivities
+from activities.inbound import InboundActivities
+from activities.message_links import MessageLinks
 from activities.sending import SendActivities
 from activities.stepping import StepActivities
 from db.engine import SessionFactory
 from providers.base import Provider
+from providers.gmail import GmailProvider
+from providers.gmail_auth import CredentialSource
+from providers.gmail_mailbox import GmailMailbox
 from providers.outbox import OutboxProvider
-from runtime.names import all_queues, campaign_queue
+from providers.stored_credentials import KeylessCredentials, StoredGmailCredentials
+from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
+from runtime.names import all_queues, campaign_queue, inbound_queue
+from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from workflows.campaign import CampaignWorkflow
+from workflows.mailbox_sync import MailboxSyncWorkflow
 from workflows.step import CampaignStepWorkflow
 
-WORKFLOWS: list[type] = [CampaignWorkflow, CampaignStepWorkflow]
+WORKFLOWS: list[type] = [CampaignWorkflow, CampaignStepWorkflow, MailboxSyncWorkflow]
 
 
-def default_providers(settings: Settings) -> dict[str, Provider]:
-    return {"outbox": OutboxProvider(settings.outbox_dir, settings.outbox_faults)}
+def default_providers(settings: Settings, sessions: SessionFactory) -> dict[str, Provider]:
+    """The outbox always; Gmail when a secret key can decrypt stored mailbox tokens; Twilio
+    when an account is configured. A sender whose provider is missing here fails its sends
+    with a clear `ProviderMissing` error."""
+    providers: dict[str, Provider] = {"outbox": OutboxProvider(settings.outbox_dir, settings.outbox_faults)}
+    if settings.secret_key is not None:
+        providers["gmail"] = GmailProvider(gmail_credentials(settings, sessions), settings.gmail)
+    if settings.twilio.account_sid and settings.twilio.auth_token:
+        client = make_twilio_client(settings.twilio)
+        providers["twilio:sms"] = TwilioSmsProvider(settings.twilio, client)
+        providers["twilio:voicemail"] = TwilioVoicemailProvider(settings.twilio, client)
+    return providers
+
+
+def gmail_credentials(settings: Settings, sessions: SessionFactory) -> CredentialSource:
+    if settings.secret_key is None:
+        return KeylessCredentials()
+    return StoredGmailCredentials(sessions, SecretBox(settings.secret_key), settings.gmail)
 
 
 @dataclass
@@ -69,10 +94,12 @@ def build_workers(
     unknown = set(queues) - set(all_queues(prefix))
     if unknown:
         raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
-    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 8)
+    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 8)  # see workers/run.py
     campaign_activities = CampaignActivities(sessions)
     step_activities = StepActivities(sessions)
-    send_activities = SendActivities(sessions, providers or default_providers(settings))
+    send_activities = SendActivities(
+        sessions, providers or default_providers(settings, sessions), MessageLinks.from_settings(settings)
+    )
     worker_options.setdefault("graceful_shutdown_timeout", timedelta(seconds=settings.graceful_shutdown_seconds))
     limits: dict[str, Any] = {"max_concurrent_activities": settings.max_concurrent_activities}
     if settings.max_task_queue_activities_per_second:
@@ -97,6 +124,22 @@ def build_workers(
                     activities=activities,
                     activity_executor=executor,
                     max_concurrent_activities=settings.max_concurrent_activities,
+                    **worker_options,
+                )
+            )
+        elif queue == inbound_queue(prefix):
+            inbound = InboundActivities(
+                sessions,
+                GmailMailbox(gmail_credentials(settings, sessions), settings.gmail),
+                settings.soft_bounce_threshold,
+            )
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    activities=[inbound.sync_mailbox],
+                    activity_executor=executor,
+                    **limits,
                     **worker_options,
                 )
             )

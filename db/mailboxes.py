@@ -1,0 +1,99 @@
+"""Sender accounts that talk to a real provider: connected Gmail mailboxes and their health.
+
+A mailbox whose grant was revoked is disabled here, with the reason, instead of failing
+the sends that meet it: the quota claim refuses a disabled sender, so its contacts wait
+(deferred day by day) until someone reconnects it, and every other mailbox goes on.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from db.dialect import dialect_insert
+from db.models import DEFAULT_WORKSPACE_ID, Sender
+from domain.addresses import normalise_sender_address
+from schemas.campaign_file import validate_timezone
+from schemas.enums import Channel
+
+ACTIVE = "active"
+DISABLED = "disabled"
+
+
+def connect_gmail_mailbox(
+    session: Session,
+    *,
+    address: str,
+    credentials_encrypted: str,
+    daily_limit: int,
+    timezone: str,
+    now: datetime,
+    workspace_id: int = DEFAULT_WORKSPACE_ID,
+) -> Sender:
+    """Register (or reconnect) a Gmail mailbox: new credentials re-enable a disabled one."""
+    if daily_limit < 1:
+        raise ValueError("daily_limit must be at least 1")
+    address = normalise_sender_address(Channel.EMAIL, address)
+    timezone = validate_timezone(timezone)
+    changes: dict[str, Any] = {
+        "provider": "gmail",
+        "daily_limit": daily_limit,
+        "timezone": timezone,
+        "credentials_encrypted": credentials_encrypted,
+        "status": ACTIVE,
+        "status_reason": None,
+        "paused_until": None,
+    }
+    key = {"workspace_id": workspace_id, "channel": Channel.EMAIL.value, "address": address}
+    table = cast(Table, Sender.__table__)
+    statement = dialect_insert(session, table).values(**key, **changes, sends_today=0, created_at=now)
+    session.execute(statement.on_conflict_do_update(index_elements=list(key), set_=changes))
+    return session.scalars(
+        select(Sender)
+        .where(Sender.workspace_id == workspace_id, Sender.channel == Channel.EMAIL.value, Sender.address == address)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def stored_credentials(session: Session, address: str) -> str | None:
+    """The encrypted credentials of the Gmail mailbox with this address, if connected."""
+    return session.scalar(
+        select(Sender.credentials_encrypted).where(
+            Sender.channel == Channel.EMAIL.value, Sender.provider == "gmail", Sender.address == address.lower()
+        )
+    )
+
+
+def disable_sender(session: Session, sender_id: int, reason: str) -> bool:
+    """Stop using a sender until it is reconnected; the first reason is kept."""
+    result = session.execute(
+        update(Sender)
+        .where(Sender.id == sender_id, Sender.status == ACTIVE)
+        .values(status=DISABLED, status_reason=reason[:500])
+        .execution_options(synchronize_session=False)
+    )
+    return bool(cast(Any, result).rowcount)
+
+
+def exhaust_quota(session: Session, sender_id: int, day: date) -> None:
+    """The provider says the mailbox's daily limit is used up (sends from outside Outbound
+    count too): mark today's quota spent so its other sends defer without asking again."""
+    session.execute(
+        update(Sender)
+        .where(Sender.id == sender_id)
+        .values(sends_today=Sender.daily_limit, quota_day=day)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def gmail_mailboxes(session: Session, *, workspace_id: int = DEFAULT_WORKSPACE_ID) -> list[tuple[int, str, str]]:
+    """(id, address, status) of every connected Gmail mailbox."""
+    rows = session.execute(
+        select(Sender.id, Sender.address, Sender.status)
+        .where(Sender.workspace_id == workspace_id, Sender.provider == "gmail", Sender.channel == Channel.EMAIL.value)
+        .order_by(Sender.id)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]

@@ -1,0 +1,156 @@
+"""The MIME every email provider sends: alternatives, threading headers, the idempotency key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from providers.base import OutgoingMessage
+from providers.mime import build_email, reference_chain, text_to_html
+from providers.outbox import OutboxProvider
+from schemas.enums import Channel
+
+UNSUBSCRIBE = {
+    "List-Unsubscribe": "<https://outbound.example/u/tok3n>, <mailto:unsubscribe@outbound.example?subject=tok3n>",
+    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+}
+
+
+def message(**overrides: object) -> OutgoingMessage:
+    values: dict[str, object] = {
+        "execution_id": 42,
+        "key": "<outbound.7.42@sales.example>",
+        "channel": Channel.EMAIL,
+        "sender_address": "rep@sales.example",
+        "to": "jane@acme.test",
+        "subject": "Quick idea for Acme",
+        "body": "Hi Jane,\n\nI had an idea.\nWorth a call?\n\nRep",
+        "headers": dict(UNSUBSCRIBE),
+    }
+    values.update(overrides)
+    return OutgoingMessage(**values)  # type: ignore[arg-type]
+
+
+def reparse(mail: EmailMessage) -> EmailMessage:
+    """What a receiving client sees: the message serialised for the wire, parsed again."""
+    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes(policy=policy.SMTP))
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_headers_identify_the_execution_and_sender() -> None:
+    sent_at = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    mail = reparse(build_email(message(), date=sent_at))
+
+    assert mail["From"] == "rep@sales.example"
+    assert mail["To"] == "jane@acme.test"
+    assert mail["Subject"] == "Quick idea for Acme"
+    assert parsedate_to_datetime(str(mail["Date"])) == sent_at
+    assert mail["Message-ID"] == "<outbound.7.42@sales.example>"
+    assert mail["X-Outbound-Execution"] == "42"
+    assert mail["In-Reply-To"] is None
+    assert mail["References"] is None
+    assert not mail.defects
+
+
+def test_one_click_unsubscribe_headers_are_carried() -> None:
+    mail = reparse(build_email(message()))
+
+    assert mail["List-Unsubscribe"] == UNSUBSCRIBE["List-Unsubscribe"]
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_text_and_html_alternatives() -> None:
+    mail = reparse(build_email(message(html="<p>Hi <b>Jane</b></p>")))
+
+    assert mail.get_content_type() == "multipart/alternative"
+    parts = list(mail.iter_parts())
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
+    assert parts[0].get_content().replace("\r\n", "\n").rstrip("\n") == message().body
+    assert parts[1].get_content().strip() == "<p>Hi <b>Jane</b></p>"
+
+
+def test_html_alternative_is_derived_from_text_when_absent() -> None:
+    body = "Hi <Jane> & team,\n\nSee https://acme.test/page?a=1&b=2.\nThanks\n\n\nRep"
+    mail = reparse(build_email(message(body=body)))
+
+    html = mail.get_body(preferencelist=("html",))
+    assert html is not None
+    content = html.get_content()
+    assert "<p>Hi &lt;Jane&gt; &amp; team,</p>" in content
+    assert '<a href="https://acme.test/page?a=1&amp;b=2">https://acme.test/page?a=1&amp;b=2</a>.<br>' in content
+    assert "<p>Rep</p>" in content
+    assert "<Jane>" not in content
+
+
+def test_text_to_html_escapes_quotes_around_links() -> None:
+    rendered = text_to_html('Go to "https://acme.test/x" now')
+
+    assert '&quot;<a href="https://acme.test/x">https://acme.test/x</a>&quot;' in rendered
+
+
+def test_follow_up_carries_threading_headers() -> None:
+    first, second = "<outbound.7.40@sales.example>", "<CAF00@mail.gmail.com>"
+    mail = reparse(
+        build_email(
+            message(subject="Re: Quick idea for Acme", in_reply_to=second, references=(first, second), thread_id="t1")
+        )
+    )
+
+    assert mail["In-Reply-To"] == second
+    assert str(mail["References"]).split() == [first, second]
+    assert mail["Subject"] == "Re: Quick idea for Acme"
+
+
+def test_references_end_with_the_parent() -> None:
+    assert reference_chain(("<a@x>", "<b@x>"), "<a@x>") == ["<b@x>", "<a@x>"]
+    assert reference_chain((), "p@x") == ["<p@x>"]
+    assert reference_chain(("<a@x>",), None) == ["<a@x>"]
+    assert reference_chain((), None) == []
+
+
+def test_keys_without_angle_brackets_are_normalised() -> None:
+    mail = build_email(message(key="outbound.7.42@sales.example", in_reply_to="parent@sales.example"))
+
+    assert mail["Message-ID"] == "<outbound.7.42@sales.example>"
+    assert mail["In-Reply-To"] == "<parent@sales.example>"
+
+
+def test_non_ascii_subject_and_body_round_trip() -> None:
+    mail = reparse(build_email(message(subject="Idée pour Zoë — 10 €", body="Grüße aus Köln ☕")))
+
+    assert mail["Subject"] == "Idée pour Zoë — 10 €"
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert plain.get_content().strip() == "Grüße aus Köln ☕"
+    assert all(ord(ch) < 128 for ch in mail.as_string(policy=policy.SMTP))
+
+
+def test_a_rendered_subject_cannot_inject_headers() -> None:
+    mail = reparse(build_email(message(subject="Hello\r\nBcc: victim@evil.test")))
+
+    assert mail["Subject"] == "Hello Bcc: victim@evil.test"
+    assert mail["Bcc"] is None
+
+
+def test_extra_headers_cannot_override_structural_ones() -> None:
+    with pytest.raises(ValueError, match="Message-ID"):
+        build_email(message(headers={"Message-ID": "<other@x>"}))
+
+
+def test_outbox_writes_the_same_mime(tmp_path: Path) -> None:
+    outgoing = message(in_reply_to="<outbound.7.40@sales.example>", references=("<outbound.7.40@sales.example>",))
+    OutboxProvider(tmp_path).send(outgoing)
+
+    written = BytesParser(policy=policy.default).parsebytes((tmp_path / "email" / "42.eml").read_bytes())
+    assert written["Message-ID"] == outgoing.key
+    assert written["X-Outbound-Execution"] == "42"
+    assert written["In-Reply-To"] == "<outbound.7.40@sales.example>"
+    assert written["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert [part.get_content_type() for part in written.iter_parts()] == ["text/plain", "text/html"]
