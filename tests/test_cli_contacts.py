@@ -184,8 +184,14 @@ def test_senders_are_added_updated_and_listed(cli: Cli, sqlite_url: str) -> None
     [
         (("--channel", "sms", "--address", "sales@outbound.example"), "needs a phone number in E.164 form"),
         (("--channel", "email", "--address", "a@example.com", "--provider", "pigeon"), "unknown provider 'pigeon'"),
-        (("--channel", "email", "--address", "a@example.com", "--provider", "gmail"), "use `outbound senders add-gmail`"),
-        (("--channel", "email", "--address", "a@example.com", "--provider", "twilio"), "twilio sends sms and voicemail"),
+        (
+            ("--channel", "email", "--address", "a@example.com", "--provider", "gmail"),
+            "use `outbound senders add-gmail`",
+        ),
+        (
+            ("--channel", "email", "--address", "a@example.com", "--provider", "twilio"),
+            "twilio sends sms and voicemail",
+        ),
         (("--channel", "email", "--address", "a@example.com", "--timezone", "Nowhere"), "unknown time zone"),
     ],
 )
