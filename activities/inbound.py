@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
+from db.inbound import ingest_email
 from db.mailboxes import disable_sender
 from db.models import MailboxSync, Sender
 from providers.base import FailureKind, ProviderError
@@ -64,8 +65,6 @@ class InboundActivities:
             raise ApplicationError(str(error), error.code, type="MailboxSyncFailed") from None
 
     def _sync(self, mailbox: _Mailbox, now: datetime) -> SyncMailboxResult:
-        from db.inbound import ingest_email  # type: ignore[import-untyped,unused-ignore]
-
         full = mailbox.history_id is None
         ids: list[str] = []
         if not full:

@@ -196,6 +196,8 @@ class StepExecution(Base):
         Index("ix_step_executions_sender_time", "sender_id", "scheduled_for"),
         Index("ix_step_executions_contact_status", "contact_id", "status"),
         Index("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks
+        Index("ix_step_executions_message_key", "message_key"),  # replies and bounces by Message-ID
+        Index("ix_step_executions_sender_thread", "sender_id", "provider_thread_id"),  # replies by thread
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
