@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from db.contacts_repo import add_sender
 from db.engine import unit_of_work
 from db.mailboxes import connect_gmail_mailbox, disable_sender
-from db.models import Contact, InboundMessage, Sender, StepExecution, Suppression
+from db.models import Contact, InboundMessage, MailboxSync, Sender, StepExecution, Suppression
 from domain.unsubscribe_tokens import verify_unsubscribe
 from runtime.search_attributes import register_search_attributes
 from runtime.secrets import SecretBox, new_secret_key
@@ -235,6 +235,7 @@ async def test_the_mailbox_sync_stops_a_contact_who_replied_and_suppresses_a_har
         await wait_until(lambda: stopped_reason(outbound, replier) == "replied")
 
         gmail.deliver(EMAIL_SENDER, hard_bounce(first_email[bounced]))
+        gmail.expire_history(EMAIL_SENDER)  # Gmail forgot the cursor: the next sync resyncs in full
         # Waiting for the campaign skips two days: the hourly syncs read Gmail's history
         # and see the bounce long before the follow-up is due.
         progress = await handle.result()
@@ -253,6 +254,10 @@ async def test_the_mailbox_sync_stops_a_contact_who_replied_and_suppresses_a_har
         assert session.scalar(select(Suppression.reason).where(Suppression.value == bounced)) is not None
         kinds = dict(session.execute(select(InboundMessage.from_address, InboundMessage.classification)).all())
     assert kinds[replier] == "reply"
+    with outbound.sessions() as session:
+        state = session.get(MailboxSync, mailbox_id(outbound))
+        assert state is not None
+        assert state.messages_seen == 2, "the reply (seen again by the full resync) is stored once"
 
 
 def hard_bounce(original: object) -> bytes:
