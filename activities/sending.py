@@ -106,14 +106,7 @@ class SendActivities:
                     dead_letter(session, execution_id, "DeliveryUnknown", str(error), context.execution.attempts, now)
                     continue
                 if receipt is not None:
-                    mark_sent(
-                        session,
-                        execution_id,
-                        now,
-                        receipt.provider_message_id,
-                        receipt.provider_thread_id,
-                        receipt.rfc_message_id,
-                    )
+                    _mark_receipt(session, execution_id, receipt, now)
                 else:
                     cancel_sending(session, execution_id, now)
 
@@ -232,15 +225,14 @@ class SendActivities:
     def _record_sent(self, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
         """Tx 2."""
         with unit_of_work(self.sessions) as session:
-            mark_sent(
-                session,
-                execution_id,
-                now,
-                receipt.provider_message_id,
-                receipt.provider_thread_id,
-                receipt.rfc_message_id,
-            )
+            _mark_receipt(session, execution_id, receipt, now)
         return SendResult(outcome=SendOutcome.SENT)
+
+
+def _mark_receipt(session: Session, execution_id: int, receipt: SentReceipt, now: datetime) -> None:
+    mark_sent(
+        session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id, receipt.rfc_message_id
+    )
 
 
 def _next_window(context: SendContext, moment: datetime) -> datetime:
