@@ -112,6 +112,12 @@ class Sender(Base):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     paused_until: Mapped[datetime | None]
     credentials_encrypted: Mapped[str | None] = mapped_column(Text)  # Fernet token, never logged
+    # Warmup ramp: while set, the daily warmup cron recomputes `daily_limit` from the ramp and
+    # the days since `warmup_began_on` (a late or repeated run gives the same limit, R6).
+    warmup_start: Mapped[int | None]
+    warmup_increment: Mapped[int | None]
+    warmup_ceiling: Mapped[int | None]
+    warmup_began_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime]
 
 
@@ -231,6 +237,7 @@ class DeadLetter(Base):
     attempts: Mapped[int]
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]  # when `dlq retry` / `dlq discard` closed it
 
 
 class MailboxSync(Base):
@@ -273,3 +280,24 @@ class InboundMessage(Base):
     execution_id: Mapped[int | None] = mapped_column(ForeignKey("step_executions.id", ondelete="SET NULL"))
     received_at: Mapped[datetime]
     created_at: Mapped[datetime]
+
+
+class CampaignStepStats(Base):
+    """Analytics buckets per campaign, step and hour or day (UTC), recomputed and upserted by
+    the analytics schedule (never incremented, R16) and kept when retention purges details."""
+
+    __tablename__ = "campaign_step_stats"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)  # "hour" | "day"
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    scheduled: Mapped[int] = mapped_column(default=0)
+    sent: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    skipped_by_reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    failed: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[int] = mapped_column(default=0)
+    replied: Mapped[int] = mapped_column(default=0)
+    bounced: Mapped[int] = mapped_column(default=0)
+    unsubscribed: Mapped[int] = mapped_column(default=0)
+    computed_at: Mapped[datetime]
