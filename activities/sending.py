@@ -1,8 +1,10 @@
 """The send activity: one message for one (step, contact), exactly once (DESIGN R3).
 
-Order matters: render first (a template error is permanent and uses no quota); then
-Tx 1 passes the gate and claims quota; then the provider call; then Tx 2 records SENT.
-A retry that finds the row SENDING asks the provider before sending again.
+Order matters: render first (a template error is permanent and uses no quota); then one
+send of the sender's quota is claimed and the row passes the gate into SENDING (a refused
+gate gives the claim back); then the provider call; then SENT is recorded. Each of those
+statements commits by itself (see db/sending.py). A retry that finds the row SENDING asks
+the provider before sending again.
 """
 
 from __future__ import annotations
@@ -12,24 +14,24 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.message_links import MessageLinks
-from db.engine import SessionFactory, unit_of_work
+from activities.send_observer import SendObservation, SendObserver
+from db.engine import SessionFactory, Statements, engine_of, single_statements, unit_of_work
 from db.mailboxes import disable_sender, exhaust_quota
 from db.models import Campaign, Contact
 from db.sending import (
+    Entry,
     SendContext,
     cancel_sending,
-    claim_quota,
     close_row,
     dead_letter,
+    enter_sending,
     hold_time,
     load_context,
     mark_sent,
-    pass_gate,
     previous_email,
     reschedule,
 )
@@ -54,24 +56,45 @@ def message_key(context: SendContext) -> str:
 
 class SendActivities:
     def __init__(
-        self, sessions: SessionFactory, providers: Mapping[str, Provider], links: MessageLinks | None = None
+        self,
+        sessions: SessionFactory,
+        providers: Mapping[str, Provider],
+        links: MessageLinks | None = None,
+        observer: SendObserver | None = None,
     ) -> None:
         self.sessions = sessions
+        self.observer = observer or SendObserver()
+        self.engine = engine_of(sessions)
         self.providers = providers
         self.links = links or MessageLinks("http://localhost:8080", None, 90)
 
     @activity.defn
     def send_message(self, request: SendInput) -> SendResult:
+        """One attempt; its outcome is counted and logged once, whichever way it ends."""
+        seen = SendObservation(request.execution_id)
+        try:
+            result = self._send_message(request, seen)
+        except Exception as error:
+            self.observer.failed(seen, error)
+            raise
+        self.observer.finished(seen, result)
+        return result
+
+    def _send_message(self, request: SendInput, seen: SendObservation) -> SendResult:
         now = effective_now(request.now)
-        with unit_of_work(self.sessions) as session:
-            context = load_context(session, request.execution_id)
+        with single_statements(self.engine) as db:
+            context = seen.context = load_context(db, request.execution_id)
             if context is None:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="no such execution")
             status = ExecutionStatus(context.execution.status)
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
-            message = self._compose(session, context, now)
-            held = None if status is ExecutionStatus.SENDING else self._enter_sending(session, context, message, now)
+            message = self._compose(db, context, now)
+            held = (
+                None
+                if status is ExecutionStatus.SENDING
+                else self._enter_sending(db, context, message, now, completed_campaign_open=request.dead_letter_retry)
+            )
         if held is not None:
             activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
             return held
@@ -93,22 +116,23 @@ class SendActivities:
         now = effective_now(request.now)
         for execution_id in request.execution_ids:
             with unit_of_work(self.sessions) as session:
-                context = load_context(session, execution_id)
+                db = Statements(session)
+                context = load_context(db, execution_id)
                 if context is None or ExecutionStatus(context.execution.status).terminal:
                     continue
                 if context.execution.status != ExecutionStatus.SENDING.value:
-                    close_row(session, execution_id, ExecutionStatus.CANCELLED, None, now)
+                    close_row(db, execution_id, ExecutionStatus.CANCELLED, None, now)
                     continue
-                message = self._compose(session, context, now)
+                message = self._compose(db, context, now)
                 try:
                     receipt = self._provider(context).find_sent(message)
                 except DeliveryUnknown as error:
                     dead_letter(session, execution_id, "DeliveryUnknown", str(error), context.execution.attempts, now)
                     continue
                 if receipt is not None:
-                    _mark_receipt(session, execution_id, receipt, now)
+                    _mark_receipt(db, execution_id, receipt, now)
                 else:
-                    cancel_sending(session, execution_id, now)
+                    cancel_sending(db, execution_id, now)
 
     def _provider(self, context: SendContext) -> Provider:
         """Providers are registered by name, or by `name:channel` when one provider name
@@ -122,7 +146,7 @@ class SendActivities:
             )
         return provider
 
-    def _compose(self, session: Session, context: SendContext, now: datetime) -> OutgoingMessage:
+    def _compose(self, db: Statements, context: SendContext, now: datetime) -> OutgoingMessage:
         step, contact = context.step, context.contact
         variables = contact_context(contact)
         try:
@@ -132,7 +156,11 @@ class SendActivities:
                 if source
             }
         except TemplateRenderError as error:
-            raise ApplicationError(f"step {step.position}: {error}", type="TemplateError", non_retryable=True) from None
+            raise ApplicationError(
+                f"contact {contact.id}, execution {context.execution.id}: step {step.position}: {error}",
+                type="TemplateError",
+                non_retryable=True,
+            ) from None
         channel = Channel(step.channel)
         to = contact.email if channel is Channel.EMAIL else contact.phone
         fields: dict[str, object] = {}
@@ -141,7 +169,7 @@ class SendActivities:
                 contact_id=contact.id, execution_id=context.execution.id, now=now
             )
             if not step.new_thread and context.previous_step_id is not None:
-                parent, thread, chain = previous_email(session, context.execution)
+                parent, thread, chain = previous_email(db, context.execution)
                 if parent:
                     subject = str(rendered.get("subject", ""))
                     rendered["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
@@ -172,36 +200,44 @@ class SendActivities:
             ) from None
 
     def _enter_sending(
-        self, session: Session, context: SendContext, message: OutgoingMessage, now: datetime
+        self,
+        db: Statements,
+        context: SendContext,
+        message: OutgoingMessage,
+        now: datetime,
+        *,
+        completed_campaign_open: bool = False,
     ) -> SendResult | None:
-        """Tx 1, in the transaction that read the context: gate and quota claim commit
-        together. Returns a result when the message must not go out now."""
+        """Into SENDING through the quota claim and the gate (`db.sending.enter_sending`).
+        Returns a result when the message must not go out now."""
         opens = _next_window(context, now)
         if opens > now:
-            reschedule(session, context.execution.id, opens, now)
+            reschedule(db, context.execution.id, opens, now)
             return SendResult(outcome=SendOutcome.RESLOTTED, detail=opens.isoformat())
-        if not pass_gate(session, context, message.key, now):
-            return self._closed_gate(session, context, now)
-        if claim_quota(session, context.sender.id, local_day(now, zone(context.sender.timezone))):
-            return None
-        session.rollback()
-        with unit_of_work(self.sessions) as retry_session:
-            reschedule(retry_session, context.execution.id, _senders_next_day(context, now), now)
-        return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
+        day = local_day(now, zone(context.sender.timezone))
+        entry = enter_sending(db, context, message.key, day, now, completed_campaign_open=completed_campaign_open)
+        if entry is Entry.NO_QUOTA:
+            reschedule(db, context.execution.id, _senders_next_day(context, now), now)
+            return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
+        if entry is Entry.GATE_CLOSED:
+            return self._closed_gate(context, now)
+        return None
 
-    def _closed_gate(self, session: Session, context: SendContext, now: datetime) -> SendResult:
+    def _closed_gate(self, context: SendContext, now: datetime) -> SendResult:
         """Why the gate refused, and what happens to the row."""
-        campaign = session.get(Campaign, context.campaign.id)
-        contact = session.get(Contact, context.contact.id)
-        if contact is not None and contact.stopped_reason:
-            close_row(session, context.execution.id, ExecutionStatus.SKIPPED, contact.stopped_reason, now)
-            return SendResult(outcome=SendOutcome.SKIPPED, detail=contact.stopped_reason)
-        if campaign is not None and campaign.status == CampaignStatus.CANCELLED.value:
-            close_row(session, context.execution.id, ExecutionStatus.CANCELLED, None, now)
-            return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="campaign cancelled")
-        if reschedule(session, context.execution.id, hold_time(now), now):
-            return SendResult(outcome=SendOutcome.HELD, detail=campaign.status if campaign else None)
-        return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
+        with unit_of_work(self.sessions) as session:
+            db = Statements(session)
+            campaign = session.get(Campaign, context.campaign.id)
+            contact = session.get(Contact, context.contact.id)
+            if contact is not None and contact.stopped_reason:
+                close_row(db, context.execution.id, ExecutionStatus.SKIPPED, contact.stopped_reason, now)
+                return SendResult(outcome=SendOutcome.SKIPPED, detail=contact.stopped_reason)
+            if campaign is not None and campaign.status == CampaignStatus.CANCELLED.value:
+                close_row(db, context.execution.id, ExecutionStatus.CANCELLED, None, now)
+                return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="campaign cancelled")
+            if reschedule(db, context.execution.id, hold_time(now), now):
+                return SendResult(outcome=SendOutcome.HELD, detail=campaign.status if campaign else None)
+            return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
 
     def _provider_failed(self, context: SendContext, error: ProviderError, now: datetime) -> SendResult:
         """The provider refused. The row is SENDING but nothing went out, so a refusal about
@@ -216,23 +252,24 @@ class SendActivities:
                     if disable_sender(session, context.sender.id, f"{error.code or 'auth'}: {error}"):
                         activity.logger.warning("sender %s disabled: %s", context.sender.id, error)
                     detail = "sender disabled: reconnect it"
-                reschedule(session, context.execution.id, _senders_next_day(context, now), now, from_sending=True)
+                reschedule(
+                    Statements(session), context.execution.id, _senders_next_day(context, now), now, from_sending=True
+                )
             return SendResult(outcome=SendOutcome.DEFERRED, detail=detail)
+        # Which contact (by id, never the address) and why, as the Web UI shows the failure.
+        reason = f"contact {context.contact.id}, execution {context.execution.id}: {error}"
         if error.kind is FailureKind.PERMANENT:
-            raise ApplicationError(str(error), error.code, type="ProviderPermanent", non_retryable=True) from None
-        raise ApplicationError(str(error), error.code, type="ProviderTransient") from None
+            raise ApplicationError(reason, error.code, type="ProviderPermanent", non_retryable=True) from None
+        raise ApplicationError(reason, error.code, type="ProviderTransient") from None
 
     def _record_sent(self, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
-        """Tx 2."""
-        with unit_of_work(self.sessions) as session:
-            _mark_receipt(session, execution_id, receipt, now)
+        with single_statements(self.engine) as db:
+            _mark_receipt(db, execution_id, receipt, now)
         return SendResult(outcome=SendOutcome.SENT)
 
 
-def _mark_receipt(session: Session, execution_id: int, receipt: SentReceipt, now: datetime) -> None:
-    mark_sent(
-        session, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id, receipt.rfc_message_id
-    )
+def _mark_receipt(db: Statements, execution_id: int, receipt: SentReceipt, now: datetime) -> None:
+    mark_sent(db, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id, receipt.rfc_message_id)
 
 
 def _next_window(context: SendContext, moment: datetime) -> datetime:

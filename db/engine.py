@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, RowMapping, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,8 +55,62 @@ def make_session_factory(engine: Engine) -> SessionFactory:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def engine_of(sessions: SessionFactory) -> Engine:
+    return cast(Engine, sessions.kw["bind"])
+
+
 @contextmanager
 def unit_of_work(sessions: SessionFactory) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+Params = Mapping[str, Any]
+
+
+class Statements:
+    """Core statements on a session's transaction or, with `commit_each`, each in its own.
+
+    Results are read before any commit, so a caller never holds a cursor across one."""
+
+    def __init__(self, target: Session | Connection, *, commit_each: bool = False) -> None:
+        self._target = target
+        self._commit_each = commit_each
+        bind = target.get_bind() if isinstance(target, Session) else target
+        self.dialect: str = bind.dialect.name
+
+    def first(self, statement: Executable, params: Params | None = None) -> RowMapping | None:
+        row = self._target.execute(statement, params).mappings().first()
+        self._committed()
+        return row
+
+    def rows(self, statement: Executable, params: Params | None = None) -> Sequence[Row[Any]]:
+        rows = self._target.execute(statement, params).all()
+        self._committed()
+        return rows
+
+    def count(self, statement: Executable, params: Params | None = None) -> int:
+        """Rows an UPDATE or DELETE changed."""
+        changed = int(self._target.execute(statement, params).rowcount)  # type: ignore[attr-defined]
+        self._committed()
+        return changed
+
+    def _committed(self) -> None:
+        if self._commit_each:
+            self._target.commit()
+
+
+@contextmanager
+def single_statements(engine: Engine) -> Iterator[Statements]:
+    """Every statement commits by itself. On PostgreSQL that is autocommit: a row lock an
+    UPDATE takes (the sender's quota row, which every send of a mailbox updates) is released
+    inside the server when the statement ends, instead of when this thread next wins the GIL
+    to send COMMIT; and no BEGIN/COMMIT round trips. SQLite commits after each statement
+    (its writers still go through `BEGIN IMMEDIATE`)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            yield Statements(connection, commit_each=True)
+    else:
+        with engine.connect() as connection:
+            yield Statements(connection.execution_options(isolation_level="AUTOCOMMIT"))

@@ -1,19 +1,24 @@
 """The single gate into sending and the quota claim (DESIGN R2, R3, R6).
 
-A row reaches SENDING only through `pass_gate`, one conditional UPDATE that also requires
-the campaign open, the contact not stopped and the previous step terminal, committed in
-the same transaction as the sender's quota claim.
+A row reaches SENDING only through `enter_sending`: one conditional UPDATE of the sender
+claims a send of its daily quota, then the gate, one conditional UPDATE of the row, requires
+the campaign open, the contact not stopped and the previous step terminal (a refused gate
+gives the claim back). The hot-path statements commit by themselves
+(`db.engine.single_statements`): the quota row is shared by every send of a mailbox, and
+holding its lock across the rest of a transaction queued all of them behind each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import Date, Select, String, Table, Update, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from db.engine import Statements
 from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
 from schemas.enums import TERMINAL_STATUSES, CampaignStatus, Channel, ExecutionStatus
@@ -125,8 +130,8 @@ def _context_query() -> Select[Any]:
 _CONTEXT_QUERY = _context_query()
 
 
-def load_context(session: Session, execution_id: int) -> SendContext | None:
-    row = session.execute(_CONTEXT_QUERY, {"execution_id": execution_id}).mappings().one_or_none()
+def load_context(db: Statements, execution_id: int) -> SendContext | None:
+    row = db.first(_CONTEXT_QUERY, {"execution_id": execution_id})
     if row is None:
         return None
     views = {
@@ -142,33 +147,47 @@ def load_context(session: Session, execution_id: int) -> SendContext | None:
     )
 
 
-def previous_email(session: Session, execution: ExecutionView) -> tuple[str | None, str | None, list[str]]:
+_PREVIOUS_EMAILS = (
+    select(StepExecution.message_key, StepExecution.provider_thread_id)
+    .join(Step, Step.id == StepExecution.step_id)
+    .where(
+        StepExecution.campaign_id == bindparam("p_campaign_id"),
+        StepExecution.contact_id == bindparam("p_contact_id"),
+        StepExecution.status == ExecutionStatus.SENT.value,
+        Step.channel == Channel.EMAIL.value,
+        Step.id != bindparam("p_step_id"),
+    )
+    .order_by(Step.position)
+)
+
+
+def previous_email(db: Statements, execution: ExecutionView) -> tuple[str | None, str | None, list[str]]:
     """The latest message sent to this contact by an earlier email step of the campaign:
     its Message-ID and thread, and the chain of Message-IDs for `References`."""
-    rows = session.execute(
-        select(StepExecution.message_key, StepExecution.provider_thread_id)
-        .join(Step, Step.id == StepExecution.step_id)
-        .where(
-            StepExecution.campaign_id == execution.campaign_id,
-            StepExecution.contact_id == execution.contact_id,
-            StepExecution.status == ExecutionStatus.SENT.value,
-            Step.channel == Channel.EMAIL.value,
-            Step.id != execution.step_id,
-        )
-        .order_by(Step.position)
-    ).all()
-    keys = [key for key, _ in rows if key]
+    rows = db.rows(
+        _PREVIOUS_EMAILS,
+        {"p_campaign_id": execution.campaign_id, "p_contact_id": execution.contact_id, "p_step_id": execution.step_id},
+    )
+    keys = [row[0] for row in rows if row[0]]
     if not rows:
         return None, None, []
-    return rows[-1][0], rows[-1][1], keys
+    last = rows[-1]._mapping
+    return last["message_key"], last["provider_thread_id"], keys
 
 
-def _gate_statement(*, with_previous_step: bool) -> Update:
+def _gate_statement(*, with_previous_step: bool, completed_campaign_open: bool = False) -> Update:
+    """`completed_campaign_open`: a dead-letter retry may still send for a COMPLETED campaign
+    (its step workflows are done); a paused or cancelled campaign stays closed."""
     previous = aliased(StepExecution)
+    campaign_open = (
+        Campaign.status.in_([CampaignStatus.ACTIVE.value, CampaignStatus.COMPLETED.value])
+        if completed_campaign_open
+        else Campaign.status == CampaignStatus.ACTIVE.value
+    )
     conditions = [
         StepExecution.id == bindparam("p_execution_id"),
         StepExecution.status.in_(_CLAIMABLE),
-        exists().where(Campaign.id == bindparam("p_campaign_id"), Campaign.status == CampaignStatus.ACTIVE.value),
+        exists().where(Campaign.id == bindparam("p_campaign_id"), campaign_open),
         exists().where(Contact.id == bindparam("p_contact_id"), Contact.stopped_reason.is_(None)),
         exists().where(
             Enrollment.campaign_id == bindparam("p_campaign_id"),
@@ -198,23 +217,11 @@ def _gate_statement(*, with_previous_step: bool) -> Update:
 
 
 # Built once: the hot path then skips statement construction and cache-key generation.
-_GATE = {flag: _gate_statement(with_previous_step=flag) for flag in (False, True)}
-
-
-def pass_gate(session: Session, context: SendContext, message_key: str, now: datetime) -> bool:
-    """Move the row to SENDING if and only if everything still allows the send."""
-    result = session.execute(
-        _GATE[context.previous_step_id is not None],
-        {
-            "p_execution_id": context.execution.id,
-            "p_campaign_id": context.campaign.id,
-            "p_contact_id": context.contact.id,
-            "p_previous_step_id": context.previous_step_id,
-            "p_message_key": message_key,
-            "p_now": now,
-        },
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+_GATE = {
+    (flag, completed): _gate_statement(with_previous_step=flag, completed_campaign_open=completed)
+    for flag in (False, True)
+    for completed in (False, True)
+}
 
 
 _DAY = bindparam("p_day", type_=Date())
@@ -229,11 +236,76 @@ _CLAIM = (
 )
 
 
-def claim_quota(session: Session, sender_id: int, day: date) -> bool:
-    """Take one send of the sender's daily limit, resetting the count when the sender's
-    local day changed. One statement: concurrent workers can never exceed the limit."""
-    result = session.execute(_CLAIM, {"p_sender_id": sender_id, "p_day": day})
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+_REFUND = (
+    update(_SENDERS)
+    .where(Sender.id == bindparam("p_sender_id"), Sender.quota_day == _DAY, Sender.sends_today > 0)
+    .values(sends_today=Sender.sends_today - 1)
+)
+
+
+class Entry(Enum):
+    """How an attempt to move a row into SENDING ended."""
+
+    SENDING = "sending"
+    NO_QUOTA = "no quota"  # the sender's day is used up; the row is untouched
+    GATE_CLOSED = "gate closed"  # quota was claimed and refunded; the row is untouched
+
+
+def _claim_then_gate(gate: Update) -> Select[Any]:
+    """PostgreSQL: the claim and the gate in one statement (data-modifying CTEs), so one
+    commit covers both; the gate runs only if the claim took a send."""
+    claim = _CLAIM.returning(Sender.id).cte("claim")
+    entered = gate.where(exists(select(claim.c.id))).returning(StepExecution.id).cte("entered")
+    return select(
+        select(func.count()).select_from(claim).scalar_subquery().label("claimed"),
+        select(func.count()).select_from(entered).scalar_subquery().label("entered"),
+    )
+
+
+_CLAIM_THEN_GATE = {key: _claim_then_gate(gate) for key, gate in _GATE.items()}
+
+
+def enter_sending(
+    db: Statements,
+    context: SendContext,
+    message_key: str,
+    day: date,
+    now: datetime,
+    *,
+    completed_campaign_open: bool = False,
+) -> Entry:
+    """Claim one send of the sender's quota for `day`, then pass the gate, in that order:
+    a crash between the two can only leave a claim unused, never a send unclaimed. A claim
+    the gate then refuses is given back."""
+    params = {
+        "p_execution_id": context.execution.id,
+        "p_campaign_id": context.campaign.id,
+        "p_contact_id": context.contact.id,
+        "p_previous_step_id": context.previous_step_id,
+        "p_message_key": message_key,
+        "p_now": now,
+        "p_sender_id": context.sender.id,
+        "p_day": day,
+    }
+    key = (context.previous_step_id is not None, completed_campaign_open)
+    if db.dialect == "postgresql":
+        row = db.first(_CLAIM_THEN_GATE[key], params)
+        claimed, entered = (row["claimed"], row["entered"]) if row is not None else (0, 0)
+    else:
+        claimed = db.count(_CLAIM, params)
+        entered = db.count(_GATE[key], params) if claimed else 0
+    if not claimed:
+        return Entry.NO_QUOTA
+    if entered:
+        return Entry.SENDING
+    refund_quota(db, context.sender.id, day)
+    return Entry.GATE_CLOSED
+
+
+def refund_quota(db: Statements, sender_id: int, day: date) -> None:
+    """Give back a claim whose send did not happen (the gate refused). A claim lost to a
+    crash before the refund only leaves the mailbox one send short that day."""
+    db.count(_REFUND, {"p_sender_id": sender_id, "p_day": day})
 
 
 _NOW = bindparam("p_now", type_=UTCDateTime())
@@ -253,7 +325,7 @@ _MARK_SENT = (
 
 
 def mark_sent(
-    session: Session,
+    db: Statements,
     execution_id: int,
     now: datetime,
     message_id: str,
@@ -262,7 +334,7 @@ def mark_sent(
 ) -> bool:
     """Tx 2. `rfc_message_id` replaces the key when the provider kept another Message-ID,
     so follow-ups reference the message as the recipient saw it."""
-    result = session.execute(
+    changed = db.count(
         _MARK_SENT,
         {
             "p_execution_id": execution_id,
@@ -272,26 +344,24 @@ def mark_sent(
             "p_rfc_message_id": rfc_message_id,
         },
     )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return changed == 1
 
 
-def reschedule(
-    session: Session, execution_id: int, when: datetime, now: datetime, *, from_sending: bool = False
-) -> bool:
+def reschedule(db: Statements, execution_id: int, when: datetime, now: datetime, *, from_sending: bool = False) -> bool:
     """Put a claimed row back to SCHEDULED at a new time (held, deferred, re-slotted).
     `from_sending` also takes a SENDING row: only when the provider refused the message."""
     statuses = [*_CLAIMABLE, ExecutionStatus.SENDING.value] if from_sending else _CLAIMABLE
-    result = session.execute(
+    changed = db.count(
         update(_EXECUTIONS)
         .where(StepExecution.id == execution_id, StepExecution.status.in_(statuses))
         .values(status=ExecutionStatus.SCHEDULED.value, scheduled_for=when, lease_until=None, updated_at=now)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return changed == 1
 
 
-def close_row(session: Session, execution_id: int, status: ExecutionStatus, reason: str | None, now: datetime) -> None:
+def close_row(db: Statements, execution_id: int, status: ExecutionStatus, reason: str | None, now: datetime) -> None:
     """Close a row that never went out (skipped or cancelled)."""
-    session.execute(
+    db.count(
         update(_EXECUTIONS)
         .where(StepExecution.id == execution_id, StepExecution.status.in_(_CLAIMABLE))
         .values(status=status.value, skip_reason=reason, lease_until=None, updated_at=now)
@@ -328,9 +398,9 @@ def hold_time(now: datetime) -> datetime:
     return now + timedelta(seconds=30)
 
 
-def cancel_sending(session: Session, execution_id: int, now: datetime) -> None:
+def cancel_sending(db: Statements, execution_id: int, now: datetime) -> None:
     """A SENDING row whose message provably never went out, after a cancel."""
-    session.execute(
+    db.count(
         update(_EXECUTIONS)
         .where(StepExecution.id == execution_id, StepExecution.status == ExecutionStatus.SENDING.value)
         .values(status=ExecutionStatus.CANCELLED.value, updated_at=now)
