@@ -25,6 +25,10 @@ from schemas.campaign_file import CampaignFile
 from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, Channel, ExecutionStatus, SkipReason
 
 PAGE = 5000
+# A bulk page changes the table's statistics enough to mislead the planner; the small
+# pages of incremental replans (every few seconds while the previous step sends) do not,
+# and an ANALYZE each time cost more than the replan itself.
+ANALYZE_AFTER_ROWS = 1000
 _OPEN = [s.value for s in OPEN_STATUSES]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _BOOKED = [*_OPEN, ExecutionStatus.SENT.value]
@@ -103,7 +107,8 @@ def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
         insert_many(
             session, dialect_insert(session, StepExecution).on_conflict_do_nothing().returning(StepExecution.id), rows
         )
-        refresh_statistics(session, StepExecution.__tablename__)
+        if len(rows) >= ANALYZE_AFTER_ROWS:
+            refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
         planned=planned, skipped=skipped, previous_finished=previous_finished, open_rows=open_rows, next_due=next_due
@@ -244,15 +249,17 @@ def fetch_due(
     Rows whose lease expired (their send was never scheduled) can be claimed again; ids
     the workflow still has in flight are never handed out twice."""
     ids: list[int] = []
+    contacts: list[int] = []
     if limit > 0:
         due = or_(
             and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now),
             and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now),
         )
-        query = select(StepExecution.id).where(StepExecution.step_id == step_id, due)
+        query = select(StepExecution.id, StepExecution.contact_id).where(StepExecution.step_id == step_id, due)
         if exclude:
             query = query.where(StepExecution.id.not_in(exclude))
-        ids = list(session.scalars(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)))
+        rows = session.execute(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)).all()
+        ids, contacts = [row[0] for row in rows], [row[1] for row in rows]
         if ids:
             session.execute(
                 update(StepExecution)
@@ -264,7 +271,7 @@ def fetch_due(
                 )
             )
     open_rows, next_due = _open_summary(session, step_id)
-    return FetchDueResult(execution_ids=ids, next_due=next_due, open_rows=open_rows)
+    return FetchDueResult(execution_ids=ids, contact_ids=contacts, next_due=next_due, open_rows=open_rows)
 
 
 def mark_step_finished(session: Session, step_id: int, now: datetime) -> None:
