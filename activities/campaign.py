@@ -10,6 +10,7 @@ from db.engine import SessionFactory, unit_of_work
 from db.enrollment import enroll, schedule_steps
 from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
 from db.models import Campaign
+from domain.time_labels import local_label
 from schemas.activity_io import LifecycleInput, PrepareCampaignInput, PrepareCampaignResult, StopContactInput
 from schemas.enums import CampaignStatus
 
@@ -29,7 +30,10 @@ class CampaignActivities:
             if campaign.launched_at is None:
                 campaign.launched_at = request.now
             counts = enroll(session, campaign, request.now)
-            steps = schedule_steps(session, campaign, request.start_at)
+            steps = [
+                plan.model_copy(update={"start_label": local_label(plan.start_at, campaign.timezone)})
+                for plan in schedule_steps(session, campaign, request.start_at)
+            ]
         activity.logger.info("campaign %s enrolled %s contacts", request.campaign_id, counts.enrolled)
         return PrepareCampaignResult(steps=steps, counts=counts)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from temporalio import activity
 
 from db.engine import SessionFactory, unit_of_work
+from db.models import Step, StepExecution
 from db.planning import fetch_due, mark_step_finished, plan_step
 from db.sending import dead_letter
+from runtime.metrics import NO_METRICS, OutboundMetrics
 from schemas.activity_io import (
     DeadLetterInput,
     FetchDueInput,
@@ -18,8 +21,9 @@ from schemas.activity_io import (
 
 
 class StepActivities:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, metrics: OutboundMetrics | None = None) -> None:
         self.sessions = sessions
+        self.metrics = metrics or NO_METRICS
 
     @activity.defn
     def plan_step(self, request: PlanStepInput) -> PlanStepResult:
@@ -45,9 +49,16 @@ class StepActivities:
             if dead_letter(
                 session, request.execution_id, request.error_type, request.message, request.attempts, request.now
             ):
+                channel = session.scalar(
+                    select(Step.channel)
+                    .join(StepExecution, StepExecution.step_id == Step.id)
+                    .where(StepExecution.id == request.execution_id)
+                )
+                self.metrics.dead_letter(channel or "unknown")
                 activity.logger.warning(
                     "execution %s dead-lettered after %s attempts: %s",
                     request.execution_id,
                     request.attempts,
                     request.error_type,
+                    extra={"execution_id": request.execution_id, "channel": channel, "error_type": request.error_type},
                 )

@@ -274,6 +274,7 @@ class InboundMessage(Base):
     text_body: Mapped[str | None] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    purged_at: Mapped[datetime | None]  # when retention cleared the bodies and headers
     classification: Mapped[str] = mapped_column(String(32))
     bounced_recipient: Mapped[str | None] = mapped_column(String(320))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class OutboxProvider:
     def send(self, message: OutgoingMessage) -> SentReceipt:
         attempt = self._count_attempt(message)
         self._inject_failures_before_write(message, attempt)
+        if self.faults.send_delay_seconds:
+            time.sleep(self.faults.send_delay_seconds)  # a slow provider call, for shutdown tests
         content = _render_email(message) if message.channel is Channel.EMAIL else _render_record(message)
         _write_atomically(self.path_for(message), content)
         if self.faults.crash_after_write and attempt == 1:

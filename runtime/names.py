@@ -41,5 +41,10 @@ def mailbox_sync_workflow_id(sender_id: int, prefix: str = "") -> str:
     return f"{prefix}mailbox-sync-{sender_id}"
 
 
+def dead_letter_retry_workflow_id(dead_letter_id: int, prefix: str = "") -> str:
+    """One retry per dead letter: the id is started with reject-duplicate."""
+    return f"{prefix}dlq-retry-{dead_letter_id}"
+
+
 def all_queues(prefix: str = "") -> list[str]:
     return [campaign_queue(prefix), *(channel_queue(c, prefix) for c in Channel), inbound_queue(prefix)]

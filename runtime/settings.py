@@ -6,7 +6,7 @@ Settings are passed explicitly (never a module global) so tests can build their 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,7 @@ class OutboxFaults(BaseModel):
         None, description="Recipients containing this text are rejected permanently."
     )
     quota_exhausted: bool = Field(False, description="Every send answers 'daily sending limit reached'.")
+    send_delay_seconds: float = Field(0.0, ge=0, description="Each send takes this long (graceful shutdown tests).")
 
 
 class GmailSettings(BaseModel):
@@ -45,6 +46,16 @@ class TwilioSettings(BaseModel):
     api_base: str | None = Field(None, description="Override of https://api.twilio.com (tests only).")
 
 
+class RetentionSettings(BaseModel):
+    """How long details are kept (`OUTBOUND_RETENTION__INBOUND_BODY_DAYS=90`); counts,
+    classifications, ids and the analytics buckets are kept for good."""
+
+    inbound_body_days: int = Field(90, ge=1, description="Inbound message bodies and headers are purged after this.")
+    error_payload_days: int = Field(
+        30, ge=1, description="Error text of finished executions and closed dead letters is purged after this."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTBOUND_", env_nested_delimiter="__", extra="ignore")
 
@@ -61,7 +72,13 @@ class Settings(BaseSettings):
     send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
     max_concurrent_activities: int = Field(64, ge=1)
     max_task_queue_activities_per_second: float | None = Field(None, gt=0)
-    graceful_shutdown_seconds: float = Field(30.0, ge=0, description="Time running activities get on SIGTERM.")
+    graceful_shutdown_seconds: float = Field(
+        30.0, ge=0, description="Time running activities get on SIGTERM/SIGINT before the worker exits."
+    )
+    metrics_address: str | None = Field(
+        None, description="host:port where a worker serves Prometheus /metrics (Temporal's and Outbound's); unset: off."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per log line.")
     secret_key: SecretStr | None = Field(
         None,
         description="Fernet key that encrypts mailbox tokens at rest and signs unsubscribe links "
@@ -76,6 +93,7 @@ class Settings(BaseSettings):
     soft_bounce_threshold: int = Field(3, ge=1, description="Soft bounces after which an address is suppressed.")
     gmail: GmailSettings = Field(default_factory=GmailSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for `outbound config`."""

@@ -71,6 +71,9 @@ class FetchDueInput(BaseModel):
 
 class FetchDueResult(BaseModel):
     execution_ids: list[int] = Field(max_length=1000)
+    # The contact of each execution (same order), so a send's summary and failure name it;
+    # empty in older histories.
+    contact_ids: list[int] = Field(default_factory=list, max_length=1000)
     next_due: datetime | None
     open_rows: int
 
@@ -83,6 +86,9 @@ class FinishStepInput(BaseModel):
 class SendInput(BaseModel):
     execution_id: int
     now: datetime
+    # `dlq retry`: the gate also opens for a COMPLETED campaign (its step workflows are
+    # done, but a dead letter of it may still be sent); never for a cancelled one.
+    dead_letter_retry: bool = False
 
 
 class SendResult(BaseModel):

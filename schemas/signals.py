@@ -15,6 +15,7 @@ CANCEL = "cancel"
 CONTACT_REPLIED = "contact_replied"
 LIFECYCLE = "lifecycle"  # parent -> step children
 STEP_FINISHED = "step_finished"  # step child -> parent
+RESTART_STEP = "restart_step"  # follow-up processor -> parent
 STATUS_QUERY = "status"
 
 
@@ -52,3 +53,10 @@ class Lifecycle(_Payload):
 class StepFinishedSignal(_Payload):
     position: int
     cancelled: bool = False
+
+
+class RestartStepSignal(_Payload):
+    """The follow-up processor found contacts due for this step while its workflow is not
+    running: the campaign starts it again under the same id (planning is idempotent)."""
+
+    position: int

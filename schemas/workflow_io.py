@@ -43,6 +43,10 @@ class StepPlan(BaseModel):
     channel: Channel
     start_at: datetime
     wait_seconds: int = 0  # the wait after the previous step, in (approximate) seconds
+    # `start_at` in the campaign's time zone, for the Web UI ("2026-12-01 09:00 America/New_York").
+    # Computed in an activity (ZoneInfo is off limits in workflows); None in older histories
+    # and after a pause moved the start, when the UTC label is shown instead.
+    start_label: str | None = None
     started: bool = False
     finished: bool = False
 
@@ -103,3 +107,4 @@ class StepInput(BaseModel):
     previous_finished: bool = False
     counters: StepCounters = Field(default_factory=StepCounters)
     run: int = 1
+    start_label: str | None = Field(None, description="`start_at` in the campaign's time zone, for the Web UI.")

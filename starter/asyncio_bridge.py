@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from runtime.settings import Settings
 from runtime.temporal import connect
@@ -19,9 +19,9 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-async def connect_or_explain(settings: Settings) -> Client:
+async def connect_or_explain(settings: Settings, interceptors: Sequence[Interceptor] = ()) -> Client:
     try:
-        return await connect(settings)
+        return await connect(settings, interceptors=interceptors)
     except Exception as error:
         raise UserError(
             f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace}): {error}."

@@ -18,14 +18,23 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from starter import cli_campaign, cli_channels, cli_contacts, cli_system
+    from starter import cli_campaign, cli_channels, cli_contacts, cli_schedules, cli_system, cli_warmup
 
     app.add_typer(cli_contacts.contacts_app, name="contacts")
     app.add_typer(cli_contacts.suppress_app, name="suppress")
     app.add_typer(cli_contacts.senders_app, name="senders")
     app.add_typer(cli_campaign.campaign_app, name="campaign")
+    from starter import cli_report
+
+    cli_report.register(cli_campaign.campaign_app)  # `campaign report`
+    from starter import cli_dlq, cli_retention
+
+    app.add_typer(cli_dlq.dlq_app, name="dlq")
+    app.add_typer(cli_retention.retention_app, name="retention")
     cli_system.register(app)
     cli_channels.register(app)
+    cli_schedules.register(app)
+    del cli_warmup  # imported for its `senders warmup` command
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from schemas.reports import CampaignReport
 from starter.context import CliContext, UserError
 
 if TYPE_CHECKING:
+    from runtime.telemetry import Tracing
     from starter.client import OutboundClient
 
 # The Temporal client is imported inside the commands that need it, so `outbound
@@ -62,31 +63,49 @@ def launch(
         delay = parse_seconds(start_delay)
     except ValueError as error:
         raise UserError(f"--start-delay: {error}") from None
-    _draft(ctx, campaign_id)
+    name = _draft(ctx, campaign_id)
 
     async def go() -> str:
-        client = await _client(ctx)
-        handle = await client.launch(campaign_id, start_delay_seconds=delay)
-        return handle.id
+        # The trace of the whole campaign starts here (when OTEL_TRACES_EXPORTER is set).
+        tracing = _tracing()
+        try:
+            with tracing.span("campaign launch", {"outbound.campaign_id": campaign_id}):
+                client = await _client(ctx, tracing)
+                handle = await client.launch(campaign_id, start_delay_seconds=delay, name=name)
+            return handle.id
+        finally:
+            tracing.shutdown()
 
     workflow_id = _control(go)
     ctx.console.print(f"Launched campaign {campaign_id} as workflow [bold]{workflow_id}[/]")
 
 
-def _draft(ctx: CliContext, campaign_id: int) -> None:
+def _draft(ctx: CliContext, campaign_id: int) -> str:
+    """The campaign's name, once it is known to be a DRAFT that may be launched."""
     with ctx.sessions() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise UserError(f"campaign {campaign_id} does not exist")
         if campaign.status != CampaignStatus.DRAFT.value:
             raise UserError(f"campaign {campaign_id} is {campaign.status}; only a DRAFT campaign can be launched")
+        return campaign.name
 
 
-async def _client(ctx: CliContext) -> OutboundClient:
+async def _client(ctx: CliContext, tracing: Tracing | None = None) -> OutboundClient:
     from starter.asyncio_bridge import connect_or_explain
     from starter.client import OutboundClient
 
-    return OutboundClient(await connect_or_explain(ctx.settings), ctx.settings.task_queue_prefix)
+    interceptors = tracing.interceptors() if tracing is not None else []
+    return OutboundClient(await connect_or_explain(ctx.settings, interceptors), ctx.settings.task_queue_prefix)
+
+
+def _tracing() -> Tracing:
+    from runtime.telemetry import TelemetryConfigError, Tracing
+
+    try:
+        return Tracing.from_environment("outbound-cli")
+    except TelemetryConfigError as error:
+        raise UserError(str(error)) from None
 
 
 def _control(action: Callable[[], Coroutine[Any, Any, T]]) -> T:

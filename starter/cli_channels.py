@@ -168,9 +168,11 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port (default OUTBOUND_API_PORT).")] = None,
 ) -> None:
     """Run the HTTP service: /health, /internal/status, Twilio webhooks, one-click unsubscribe."""
+    from runtime.logs import configure_logging
     from starter.asyncio_bridge import run
     from workers.api.server import serve_api
 
     ctx = CliContext()
+    configure_logging(ctx.settings.log_format)  # OUTBOUND_LOG_FORMAT=json for production
     _ = ctx.engine  # fail now, clearly, when the schema is missing
     run(serve_api(ctx.settings, host=host, port=port))

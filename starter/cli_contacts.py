@@ -35,6 +35,7 @@ from db.contacts_repo import (
     stop_contact,
 )
 from db.engine import unit_of_work
+from db.models import Sender
 from domain.contacts_csv import ContactCsv, ContactRecord, CsvFileError, RowError, open_contacts_csv
 from schemas.enums import Channel, SkipReason
 from starter.context import CliContext, UserError
@@ -248,15 +249,25 @@ def senders_list() -> None:
     ctx = CliContext()
     with ctx.sessions() as session:
         senders = list_senders(session)
-    table = Table("Id", "Channel", "Address", "Provider", "Daily limit", "Sent today", "Time zone", "Status")
+    table = Table("Id", "Channel", "Address", "Provider", "Daily limit", "Sent today", "Time zone", "Status", "Warmup")
     table.title, table.title_justify = f"Senders: {len(senders)}", "left"
     for sender in senders:
         sent_today = sender.sends_today if sender.quota_day == datetime.now(ZoneInfo(sender.timezone)).date() else 0
         table.add_row(
             *_cells(sender.id, sender.channel, sender.address, sender.provider, sender.daily_limit),
-            *_cells(sent_today, sender.timezone, sender.status),
+            *_cells(sent_today, sender.timezone, sender.status, _warmup(sender)),
         )
     ctx.console.print(table)
+
+
+def _warmup(sender: Sender) -> str:
+    """The ramp and the limit it gives today (the warmup schedule applies it at 00:00 UTC)."""
+    from db.warmup import sender_ramp
+
+    ramp = sender_ramp(sender)
+    if ramp is None:
+        return ""
+    return f"{ramp.describe()}; today {ramp.limit_on(datetime.now(ZoneInfo(sender.timezone)).date())}"
 
 
 def _cells(*values: object) -> list[Text]:

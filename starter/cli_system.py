@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +49,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker for all task queues (or the given ones) until SIGINT/SIGTERM."""
+    from runtime.logs import configure_logging
     from runtime.names import all_queues
     from starter.asyncio_bridge import run
     from workers.run import run_worker
@@ -59,7 +59,7 @@ def worker(
     unknown = [queue for queue in task_queue or [] if queue not in known]
     if unknown:
         raise UserError(f"unknown task queue(s) {unknown}; known: {known}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(ctx.settings.log_format)  # OUTBOUND_LOG_FORMAT=json for production
     ctx.engine  # noqa: B018 - fail early with a clear message when the schema is missing
     run(run_worker(ctx.settings, task_queue or None))
 
@@ -75,6 +75,7 @@ def dev_server(
     ctx = CliContext()
     process = start_dev_server(home, port=port, ui_port=ui_port, namespace=ctx.settings.temporal_namespace)
     ctx.console.print(f"Temporal dev server on 127.0.0.1:{port}, Web UI http://localhost:{ui_port} (Ctrl-C stops)")
+    _sync_schedules(ctx, port)
     try:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         process.wait()
@@ -82,6 +83,20 @@ def dev_server(
         pass
     finally:
         stop(process)
+
+
+def _sync_schedules(ctx: CliContext, port: int) -> None:
+    """The server starts with the search attributes registered; then the schedules go on it."""
+    from runtime.temporal import connect
+    from starter.asyncio_bridge import run
+    from starter.cli_schedules import sync_for_dev
+
+    settings = ctx.settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
+
+    async def go() -> None:
+        await sync_for_dev(await connect(settings), settings, ctx.console)
+
+    run(go())
 
 
 def demo(

@@ -44,6 +44,18 @@ from schemas.workflow_io import CampaignInput, CampaignProgress, Tuning
 from workflows.campaign import CampaignWorkflow
 from workflows.mailbox_sync import MailboxSyncWorkflow
 
+SUMMARY_NAME_LIMIT = 120  # static summaries are meant to be one short line
+
+
+def campaign_summary(campaign_id: int, name: str | None = None) -> str:
+    """`Campaign 7: Q4 outreach`, the one line the Web UI shows for the campaign workflow."""
+    if not name or not name.strip():
+        return f"Campaign {campaign_id}"
+    line = " ".join(name.split())
+    if len(line) > SUMMARY_NAME_LIMIT:
+        line = line[: SUMMARY_NAME_LIMIT - 1] + "…"
+    return f"Campaign {campaign_id}: {line}"
+
 
 class CampaignControlError(Exception):
     """The campaign cannot take this action (not launched, already finished, ...)."""
@@ -58,8 +70,15 @@ class OutboundClient:
         return self.client.get_workflow_handle(campaign_workflow_id(campaign_id, self.prefix))
 
     async def launch(
-        self, campaign_id: int, *, start_delay_seconds: int = 0, tuning: Tuning | None = None
+        self,
+        campaign_id: int,
+        *,
+        start_delay_seconds: int = 0,
+        tuning: Tuning | None = None,
+        name: str | None = None,
     ) -> WorkflowHandle[Any, Any]:
+        """Start `campaign-<id>` once. `name` (the campaign's own, not contact data) goes
+        into the workflow's static summary so the Web UI list says which campaign it is."""
         try:
             return await self.client.start_workflow(
                 CampaignWorkflow.run,
@@ -78,10 +97,11 @@ class OutboundClient:
                         SearchAttributePair(CAMPAIGN_STATUS, CampaignStatus.ACTIVE.value),
                     ]
                 ),
-                static_summary=f"Campaign {campaign_id}",
+                static_summary=campaign_summary(campaign_id, name),
                 static_details=(
                     f"Outreach campaign {campaign_id}; its steps run as the workflows"
-                    f" {campaign_workflow_id(campaign_id, self.prefix)}-step-N"
+                    f" {campaign_workflow_id(campaign_id, self.prefix)}-step-N. Search attributes:"
+                    " CampaignId, CampaignStatus (children: CampaignId, Channel)."
                 ),
             )
         except WorkflowAlreadyStartedError:

@@ -20,6 +20,7 @@ from db.campaigns_repo import create_campaign
 from db.contacts_repo import add_sender, import_contacts
 from db.engine import SessionFactory, make_engine, make_session_factory, unit_of_work
 from db.migrate import upgrade
+from db.models import Campaign
 from db.status import campaign_report
 from domain.campaign_yaml import load_campaign_file
 from domain.contacts_csv import RowError, open_contacts_csv
@@ -27,6 +28,7 @@ from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from runtime.temporal import connect
 from starter.cli_campaign import render_report
+from starter.cli_schedules import sync_for_dev
 from starter.client import OutboundClient
 from starter.devserver import port_open, start_dev_server, stop
 from workers.worker import build_workers
@@ -58,11 +60,15 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_
     campaign_id = _load_examples(sessions, console)
     client = await connect(settings)
     await register_search_attributes(client, settings.temporal_namespace)
+    await sync_for_dev(client, settings, console)
     workers = build_workers(client, settings, sessions)
     worker_task = asyncio.create_task(workers.run())
     api_task = await _start_api(settings, console)
     outbound = OutboundClient(client, settings.task_queue_prefix)
-    handle = await outbound.launch(campaign_id)
+    with sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        name = campaign.name if campaign else None
+    handle = await outbound.launch(campaign_id, name=name)
     console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
     ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
     console.print(f"Web UI: [link={ui}]{ui}[/link]")

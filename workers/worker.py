@@ -16,9 +16,14 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.analytics import AnalyticsActivities
 from activities.campaign import CampaignActivities
+from activities.dead_letters import DeadLetterActivities
 from activities.inbound import InboundActivities
+from activities.maintenance import FollowUpActivities, WarmupActivities
 from activities.message_links import MessageLinks
+from activities.retention import RetentionActivities
+from activities.send_observer import SendObserver
 from activities.sending import SendActivities
 from activities.stepping import StepActivities
 from db.engine import SessionFactory
@@ -29,14 +34,22 @@ from providers.gmail_mailbox import GmailMailbox
 from providers.outbox import OutboxProvider
 from providers.stored_credentials import KeylessCredentials, StoredGmailCredentials
 from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
+from runtime.metrics import OutboundMetrics, client_meter
 from runtime.names import all_queues, campaign_queue, inbound_queue
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
+from workflows.analytics import AnalyticsWorkflow
 from workflows.campaign import CampaignWorkflow
+from workflows.dead_letter_retry import DeadLetterRetryWorkflow
 from workflows.mailbox_sync import MailboxSyncWorkflow
+from workflows.maintenance import FollowUpWorkflow, WarmupResetWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.step import CampaignStepWorkflow
 
 WORKFLOWS: list[type] = [CampaignWorkflow, CampaignStepWorkflow, MailboxSyncWorkflow]
+WORKFLOWS += [WarmupResetWorkflow, FollowUpWorkflow]  # started by the schedules (runtime/schedules.py)
+WORKFLOWS += [DeadLetterRetryWorkflow, RetentionWorkflow]  # `outbound dlq retry`; the retention schedule
+WORKFLOWS += [AnalyticsWorkflow]  # the hourly and daily analytics schedules
 
 
 def default_providers(settings: Settings, sessions: SessionFactory) -> dict[str, Provider]:
@@ -53,10 +66,29 @@ def default_providers(settings: Settings, sessions: SessionFactory) -> dict[str,
     return providers
 
 
+def dead_letter_and_retention_activities(settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
+    """Campaign-queue activities of `dlq retry` and of the retention schedule."""
+    dead_letters = DeadLetterActivities(sessions)
+    retention = RetentionActivities(sessions, settings.retention)
+    return [
+        dead_letters.begin_dead_letter_retry,
+        dead_letters.claim_dead_letter_retry,
+        dead_letters.finish_dead_letter_retry,
+        retention.purge_expired,
+    ]
+
+
 def gmail_credentials(settings: Settings, sessions: SessionFactory) -> CredentialSource:
     if settings.secret_key is None:
         return KeylessCredentials()
     return StoredGmailCredentials(sessions, SecretBox(settings.secret_key), settings.gmail)
+
+
+def maintenance_activities(client: Client, settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
+    """The scheduled warmup reset and follow-up processor; the latter signals campaigns."""
+    warmup = WarmupActivities(sessions)
+    follow_up = FollowUpActivities(sessions, client, settings.task_queue_prefix)
+    return [warmup.reset_warmup, follow_up.restart_due_steps, follow_up.reconcile_campaigns]
 
 
 @dataclass
@@ -96,9 +128,13 @@ def build_workers(
         raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
     executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 8)  # see workers/run.py
     campaign_activities = CampaignActivities(sessions)
-    step_activities = StepActivities(sessions)
+    metrics = OutboundMetrics(client_meter(client))  # the client's runtime: one /metrics for all
+    step_activities = StepActivities(sessions, metrics)
     send_activities = SendActivities(
-        sessions, providers or default_providers(settings, sessions), MessageLinks.from_settings(settings)
+        sessions,
+        providers or default_providers(settings, sessions),
+        MessageLinks.from_settings(settings),
+        SendObserver(metrics),
     )
     worker_options.setdefault("graceful_shutdown_timeout", timedelta(seconds=settings.graceful_shutdown_seconds))
     limits: dict[str, Any] = {"max_concurrent_activities": settings.max_concurrent_activities}
@@ -115,6 +151,9 @@ def build_workers(
                 step_activities.fetch_due,
                 step_activities.finish_step,
                 step_activities.dead_letter,
+                *maintenance_activities(client, settings, sessions),
+                *dead_letter_and_retention_activities(settings, sessions),
+                AnalyticsActivities(sessions).aggregate_analytics,
             ]
             workers.append(
                 Worker(

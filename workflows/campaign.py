@@ -19,7 +19,14 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaign import CampaignActivities
-    from runtime.names import CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL, campaign_queue, step_workflow_id
+    from runtime.names import (
+        CAMPAIGN_ID,
+        CAMPAIGN_STATUS,
+        CHANNEL,
+        campaign_queue,
+        channel_queue,
+        step_workflow_id,
+    )
     from schemas.activity_io import LifecycleInput, PrepareCampaignInput, StopContactInput
     from schemas.enums import CampaignStatus
     from schemas.signals import (
@@ -27,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         CONTACT_REPLIED,
         LIFECYCLE,
         PAUSE,
+        RESTART_STEP,
         RESUME,
         STATUS_QUERY,
         STEP_FINISHED,
@@ -34,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ContactRepliedSignal,
         Lifecycle,
         PauseSignal,
+        RestartStepSignal,
         ResumeSignal,
         StepFinishedSignal,
     )
@@ -50,6 +59,9 @@ class CampaignWorkflow:
         self.state = request.state or CampaignState()
         self.lock = asyncio.Lock()
         self.wakeups = Wakeups()
+        # What the campaign sleeps towards ("step 2 (sms) at ..."), kept in the current
+        # details whenever they are refreshed (a step finishing must not hide it).
+        self.waiting_for: str | None = None
 
     # --- the business process -------------------------------------------------------
 
@@ -76,7 +88,11 @@ class CampaignWorkflow:
         for plan in self.state.steps:
             if plan.started:
                 continue
-            await self._sleep_until(lambda plan=plan: plan.start_at, f"step {plan.position}")  # type: ignore[misc]
+            await self._sleep_until(
+                lambda plan=plan: plan.start_at,  # type: ignore[misc]
+                f"step {plan.position} ({plan.channel.value})",
+                lambda plan=plan: plan.start_label,  # type: ignore[misc]
+            )
             if self.cancelled:
                 break
             await self._start_step(plan)
@@ -101,7 +117,9 @@ class CampaignWorkflow:
         self.state.prepared = True
         self._publish()
 
-    async def _start_step(self, plan: StepPlan) -> None:
+    async def _start_step(
+        self, plan: StepPlan, reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE
+    ) -> None:
         replan = max(1, min(plan.wait_seconds or 5, self.request.tuning.replan_interval_seconds))
         try:
             await workflow.start_child_workflow(
@@ -116,18 +134,25 @@ class CampaignWorkflow:
                     task_queue_prefix=self.request.task_queue_prefix,
                     tuning=self.request.tuning,
                     replan_seconds=replan,
+                    start_label=plan.start_label,
                 ),
                 id=step_workflow_id(self.request.campaign_id, plan.position, self.request.task_queue_prefix),
                 task_queue=campaign_queue(self.request.task_queue_prefix),
                 parent_close_policy=ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=reuse,
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(CAMPAIGN_ID, str(self.request.campaign_id)),
                         SearchAttributePair(CHANNEL, plan.channel.value),
                     ]
                 ),
-                static_summary=f"Campaign {self.request.campaign_id}, step {plan.position}: {plan.channel.value}",
+                static_summary=f"Step {plan.position} of campaign {self.request.campaign_id} ({plan.channel.value})",
+                static_details=(
+                    f"Sends the {plan.channel.value} step {plan.position} of campaign {self.request.campaign_id},"
+                    f" starting {plan.start_label or local_label(plan.start_at)}, through the"
+                    f" `{channel_queue(plan.channel, self.request.task_queue_prefix)}` task queue."
+                    " Contacts are named by id; `outbound campaign status` has the counts."
+                ),
             )
         except WorkflowAlreadyStartedError:
             workflow.logger.info("step %s of campaign %s already started", plan.position, self.request.campaign_id)
@@ -159,9 +184,12 @@ class CampaignWorkflow:
 
     # --- durable, interruptible waiting ----------------------------------------------
 
-    async def _sleep_until(self, moment: object, label: str) -> None:
+    async def _sleep_until(self, moment: object, label: str, local: Callable[[], str | None] | None = None) -> None:
         """Sleep until `moment()` (it moves when a pause shifts the schedule); hold while
-        paused; return at once on cancel. One timer at a time, never one per contact."""
+        paused; return at once on cancel. One timer at a time, never one per contact.
+
+        `local()` is the moment in the campaign's time zone when an activity labelled it
+        (the sandbox cannot); the timer and the current details show it, else UTC."""
         assert callable(moment)
         while not self.cancelled:
             if self.paused:
@@ -173,10 +201,15 @@ class CampaignWorkflow:
             remaining = seconds_until(target)
             if remaining <= 0:
                 return
-            workflow.set_current_details(f"Waiting for {label} at {local_label(target)}")
-            await self.wakeups.wait(
-                self._lifecycle_changed_or_history_long(), target, f"wait until {label} at {local_label(target)}"
-            )
+            when = (local() if local else None) or local_label(target)
+            self.waiting_for = f"{label} at {when}"
+            workflow.set_current_details(self._progress())
+            try:
+                await self.wakeups.wait(
+                    self._lifecycle_changed_or_history_long(), target, f"wait until {label} at {when}"
+                )
+            finally:
+                self.waiting_for = None
 
     def _lifecycle_changed_or_history_long(self) -> Callable[[], bool]:
         version = self.state.lifecycle.version
@@ -234,6 +267,19 @@ class CampaignWorkflow:
                 plan.finished = True
         self._publish()
 
+    @workflow.signal(name=RESTART_STEP)
+    async def restart_step(self, signal: RestartStepSignal) -> None:
+        """From the follow-up processor: contacts are due for a started step whose workflow
+        is no longer running (terminated, failed). Start it again under the same id; a
+        running one is left alone, and planning is INSERT ... ON CONFLICT DO NOTHING, so no
+        contact gets the step twice (DESIGN R1, R13)."""
+        plan = next((plan for plan in self.state.steps if plan.position == signal.position), None)
+        if plan is None or not plan.started or self.state.lifecycle.state.finished:
+            return  # not started yet (this workflow starts it at its time) or nothing left to do
+        workflow.logger.info("restarting step %s of campaign %s", plan.position, self.request.campaign_id)
+        plan.finished = False  # the restarted run reports back when it is done
+        await self._start_step(plan, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> CampaignProgress:
         return CampaignProgress(
@@ -278,6 +324,7 @@ class CampaignWorkflow:
         for plan in self.state.steps:
             if not plan.started:
                 plan.start_at = plan.start_at + paused
+                plan.start_label = None  # no longer true; the UTC label stands in
                 shifted.append(plan)
         if self.state.start_at is not None and not self.state.prepared:
             self.state.start_at = max(self.state.start_at + paused, workflow.now())
@@ -301,9 +348,13 @@ class CampaignWorkflow:
                 CAMPAIGN_STATUS.value_set(self.state.lifecycle.state.value),
             ]
         )
+        workflow.set_current_details(self._progress())
+
+    def _progress(self) -> str:
         started = sum(plan.started for plan in self.state.steps)
         finished = sum(plan.finished for plan in self.state.steps)
-        workflow.set_current_details(
+        waiting = f"; waiting for {self.waiting_for}" if self.waiting_for else ""
+        return (
             f"Campaign {self.request.campaign_id}: {self.state.lifecycle.state.value}, {self.state.enrolled} enrolled,"
-            f" steps started {started}/{len(self.state.steps)}, finished {finished}"
+            f" {started} of {len(self.state.steps)} steps started, {finished} finished{waiting}"
         )

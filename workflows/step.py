@@ -88,6 +88,7 @@ class CampaignStepWorkflow:
             StepActivities.finish_step,
             FinishStepInput(step_id=request.step_id, now=workflow.now()),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            summary=f"close step {request.position}",
         )
         self._report("finished")
         await self._tell_campaign()
@@ -127,8 +128,9 @@ class CampaignStepWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
         self.completed_since_fetch = 0
+        contacts = dict(zip(result.execution_ids, result.contact_ids, strict=False))
         for execution_id in result.execution_ids:
-            self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id))
+            self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id, contacts.get(execution_id)))
         self._report("sending")
         next_due = seconds_until(result.next_due) if result.next_due else None
         return next_due, result.open_rows
@@ -157,7 +159,9 @@ class CampaignStepWorkflow:
         summary = f"next send due at {local_label(until)}" if until else None
         await self.wakeups.wait(woken, until, summary)
 
-    async def _send(self, execution_id: int) -> None:
+    async def _send(self, execution_id: int, contact_id: int | None = None) -> None:
+        """One send; its summary names the execution and the contact (by id, never PII)."""
+        who = f"execution {execution_id}" + (f" to contact {contact_id}" if contact_id is not None else "")
         try:
             result = await workflow.execute_activity_method(
                 SendActivities.send_message,
@@ -165,11 +169,11 @@ class CampaignStepWorkflow:
                 task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
                 start_to_close_timeout=timedelta(seconds=self.request.tuning.send_timeout_seconds),
                 retry_policy=self.request.tuning.send_retry_policy(),
-                summary=f"send {self.request.channel.value} execution {execution_id}",
+                summary=f"step {self.request.position}: send {self.request.channel.value} {who}",
             )
             self._count(result.outcome)
         except ActivityError as error:
-            await self._dead_letter(execution_id, error)
+            await self._dead_letter(execution_id, error, who)
         finally:
             self.in_flight.pop(execution_id, None)
             self.completed_since_fetch += 1
@@ -185,7 +189,7 @@ class CampaignStepWorkflow:
         if field:
             setattr(self.counters, field, getattr(self.counters, field) + 1)
 
-    async def _dead_letter(self, execution_id: int, error: ActivityError) -> None:
+    async def _dead_letter(self, execution_id: int, error: ActivityError, who: str) -> None:
         cause = error.cause
         error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
@@ -199,6 +203,7 @@ class CampaignStepWorkflow:
                 now=workflow.now(),
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            summary=f"dead-letter {who}: {error_type or 'Error'}",
         )
         self.counters.failed += 1
 
@@ -247,7 +252,8 @@ class CampaignStepWorkflow:
     def _report(self, phase: str) -> None:
         c = self.counters
         workflow.set_current_details(
-            f"Step {self.request.position} ({self.request.channel.value}), starts {local_label(self.request.start_at)}"
+            f"Step {self.request.position} ({self.request.channel.value}),"
+            f" starts {self.request.start_label or local_label(self.request.start_at)}"
             f" — {phase}: {c.sent} sent, {len(self.in_flight)} in flight, {c.deferred} deferred,"
             f" {c.held} held, {c.skipped} skipped, {c.failed} failed"
         )

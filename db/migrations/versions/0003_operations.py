@@ -30,6 +30,9 @@ def upgrade() -> None:
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resolved_at', db.types.UTCDateTime(timezone=True), nullable=True))
 
+    with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('purged_at', db.types.UTCDateTime(timezone=True), nullable=True))
+
     op.create_table('campaign_step_stats',
     sa.Column('campaign_id', Id, nullable=False),
     sa.Column('step_id', Id, nullable=False),
@@ -53,6 +56,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('campaign_step_stats')
+    with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
+        batch_op.drop_column('purged_at')
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
         batch_op.drop_column('resolved_at')
     with op.batch_alter_table('senders', schema=None) as batch_op:

@@ -1,0 +1,85 @@
+"""Retention: details are purged after a configured age, aggregates are kept.
+
+One set-based UPDATE per kind of row (no row is read into Python):
+- inbound messages received before the cutoff lose their bodies and headers; their
+  classification, ids and links to contact and execution stay (and `purged_at` is set);
+- finished executions (SENT/SKIPPED/FAILED/CANCELLED) last changed before the cutoff lose
+  their `error` text;
+- resolved and discarded dead letters closed before the cutoff lose their error text;
+  open ones keep it, an operator still needs it.
+`campaign_step_stats` and every count are left alone. A second run changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Update, func, select, update
+from sqlalchemy.orm import Session
+
+from db.models import DeadLetter, InboundMessage, StepExecution
+from runtime.settings import RetentionSettings
+from schemas.dead_letter_io import DeadLetterStatus
+from schemas.enums import TERMINAL_STATUSES
+from schemas.retention_io import RetentionCounts
+
+_FINISHED = [status.value for status in TERMINAL_STATUSES]
+_CLOSED_LETTERS = [DeadLetterStatus.RESOLVED.value, DeadLetterStatus.DISCARDED.value]
+
+
+def cutoffs(
+    now: datetime, settings: RetentionSettings, *, inbound_body_days: int | None = None, error_days: int | None = None
+) -> tuple[datetime, datetime]:
+    """(inbound bodies before, error payloads before)."""
+    return (
+        now - timedelta(days=inbound_body_days or settings.inbound_body_days),
+        now - timedelta(days=error_days or settings.error_payload_days),
+    )
+
+
+def _inbound(before: datetime) -> list[ColumnElement[bool]]:
+    return [InboundMessage.received_at < before, InboundMessage.purged_at.is_(None)]
+
+
+def _executions(before: datetime) -> list[ColumnElement[bool]]:
+    return [
+        StepExecution.status.in_(_FINISHED),
+        StepExecution.error.is_not(None),
+        StepExecution.updated_at < before,
+    ]
+
+
+def _letters(before: datetime) -> list[ColumnElement[bool]]:
+    return [DeadLetter.status.in_(_CLOSED_LETTERS), DeadLetter.resolved_at < before, DeadLetter.error != ""]
+
+
+def purge(
+    session: Session, now: datetime, inbound_before: datetime, errors_before: datetime, *, dry_run: bool = False
+) -> RetentionCounts:
+    """Purge (or with `dry_run` only count) what is older than the cutoffs."""
+    plans: list[tuple[type[Any], list[ColumnElement[bool]], dict[str, Any]]] = [
+        (
+            InboundMessage,
+            _inbound(inbound_before),
+            {"text_body": None, "html_body": None, "headers": {}, "purged_at": now},
+        ),
+        (StepExecution, _executions(errors_before), {"error": None}),
+        (DeadLetter, _letters(errors_before), {"error": ""}),
+    ]
+    counts = []
+    for model, where, values in plans:
+        if dry_run:
+            counts.append(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+        else:
+            statement: Update = update(model).where(*where).values(**values)
+            result = session.execute(statement.execution_options(synchronize_session=False))
+            counts.append(int(result.rowcount))  # type: ignore[attr-defined]
+    return RetentionCounts(
+        inbound_messages=counts[0],
+        executions=counts[1],
+        dead_letters=counts[2],
+        inbound_before=inbound_before,
+        errors_before=errors_before,
+        dry_run=dry_run,
+    )
