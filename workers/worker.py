@@ -46,10 +46,17 @@ from workflows.maintenance import FollowUpWorkflow, WarmupResetWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.step import CampaignStepWorkflow
 
-WORKFLOWS: list[type] = [CampaignWorkflow, CampaignStepWorkflow, MailboxSyncWorkflow]
-WORKFLOWS += [WarmupResetWorkflow, FollowUpWorkflow]  # started by the schedules (runtime/schedules.py)
-WORKFLOWS += [DeadLetterRetryWorkflow, RetentionWorkflow]  # `outbound dlq retry`; the retention schedule
-WORKFLOWS += [AnalyticsWorkflow]  # the hourly and daily analytics schedules
+WORKFLOWS: list[type] = [
+    CampaignWorkflow,
+    CampaignStepWorkflow,
+    MailboxSyncWorkflow,
+    DeadLetterRetryWorkflow,  # `outbound dlq retry`
+    # started by the schedules (runtime/schedules.py)
+    WarmupResetWorkflow,
+    FollowUpWorkflow,
+    AnalyticsWorkflow,
+    RetentionWorkflow,
+]
 
 
 def default_providers(settings: Settings, sessions: SessionFactory) -> dict[str, Provider]:
