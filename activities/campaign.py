@@ -11,7 +11,13 @@ from db.enrollment import enroll, schedule_steps
 from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
 from db.models import Campaign
 from domain.time_labels import local_label
-from schemas.activity_io import LifecycleInput, PrepareCampaignInput, PrepareCampaignResult, StopContactInput
+from schemas.activity_io import (
+    LifecycleInput,
+    LifecycleResult,
+    PrepareCampaignInput,
+    PrepareCampaignResult,
+    StopContactInput,
+)
 from schemas.enums import CampaignStatus
 
 
@@ -38,19 +44,27 @@ class CampaignActivities:
         return PrepareCampaignResult(steps=steps, counts=counts)
 
     @activity.defn
-    def apply_lifecycle(self, request: LifecycleInput) -> None:
+    def apply_lifecycle(self, request: LifecycleInput) -> LifecycleResult | None:
         """Commit the gate first (pause, resume, cancel, complete); the workflow tells the
-        step workflows afterwards (DESIGN R2)."""
+        step workflows afterwards (DESIGN R2). `None` only in histories recorded before
+        the result existed."""
+        result = LifecycleResult()
         with unit_of_work(self.sessions) as session:
             if not project_status(session, request.campaign_id, request.state, request.version, request.now):
-                return  # an older or repeated decision: already applied
+                return result  # an older or repeated decision: already applied
             if request.state is CampaignStatus.PAUSED:
                 record_pause(session, request.campaign_id, request.now)
             elif request.state is CampaignStatus.ACTIVE and request.paused_at is not None:
                 record_resume(session, request.campaign_id, request.paused_at, request.now)
                 shift_steps(session, request.shifted_steps)
+                campaign = session.get(Campaign, request.campaign_id)
+                timezone = campaign.timezone if campaign else None
+                result.start_labels = {
+                    plan.step_id: local_label(plan.start_at, timezone) for plan in request.shifted_steps
+                }
             elif request.state is CampaignStatus.CANCELLED:
                 cancel_everything(session, request.campaign_id, request.now)
+        return result
 
     @activity.defn
     def stop_contact(self, request: StopContactInput) -> int:

@@ -45,6 +45,11 @@ CATCHUP_WINDOW = timedelta(days=1)
 FINGERPRINT_MEMO = "outbound-schedule-fingerprint"
 
 
+def schedule_id_prefix(prefix: str) -> str:
+    """What every Outbound schedule id of one deployment (task-queue prefix) starts with."""
+    return f"{prefix}outbound-"
+
+
 @dataclass(frozen=True)
 class OutboundSchedule:
     """One schedule: what it starts, when, and for how long a run may take."""
@@ -60,7 +65,7 @@ class OutboundSchedule:
     )
 
     def schedule_id(self, prefix: str = "") -> str:
-        return f"{prefix}outbound-{self.name}"
+        return f"{schedule_id_prefix(prefix)}{self.name}"
 
     def fingerprint(self, prefix: str) -> str:
         payloads = DATA_CONVERTER.payload_converter.to_payloads(list(self.args))
@@ -138,6 +143,7 @@ class SyncAction(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    DELETED = "deleted"
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,32 @@ class SyncOutcome:
 async def sync_schedules(
     client: Client, settings: Settings, schedules: Sequence[OutboundSchedule] = SCHEDULES
 ) -> list[SyncOutcome]:
-    """Create the missing schedules, update the changed ones, leave the others alone."""
-    return [await _sync_one(client, settings.task_queue_prefix, definition) for definition in schedules]
+    """Create the missing schedules, update the changed ones, delete the ones an earlier
+    version installed and this one no longer defines; leave everyone else's alone."""
+    prefix = settings.task_queue_prefix
+    outcomes = [await _sync_one(client, prefix, definition) for definition in schedules]
+    wanted = {definition.schedule_id(prefix) for definition in schedules}
+    for schedule_id, workflow in await _installed_by_outbound(client, prefix):
+        if schedule_id not in wanted:
+            await client.get_schedule_handle(schedule_id).delete()
+            outcomes.append(SyncOutcome(schedule_id, workflow, SyncAction.DELETED))
+    return outcomes
+
+
+async def _installed_by_outbound(client: Client, prefix: str) -> list[tuple[str, str]]:
+    """Schedules of this deployment (id `<prefix>outbound-...`) that carry Outbound's
+    fingerprint memo: only those are Outbound's to delete; a look-alike someone created
+    by hand is not."""
+    found = []
+    async for listed in await client.list_schedules():
+        if not listed.id.startswith(schedule_id_prefix(prefix)):
+            continue
+        description = await describe_schedule(client, listed.id)
+        if description is None or stored_fingerprint(description) is None:
+            continue
+        action = description.schedule.action
+        found.append((listed.id, action.workflow if isinstance(action, ScheduleActionStartWorkflow) else "?"))
+    return found
 
 
 async def _sync_one(client: Client, prefix: str, definition: OutboundSchedule) -> SyncOutcome:

@@ -41,6 +41,13 @@ class LifecycleInput(BaseModel):
     shifted_steps: list[StepPlan] = Field(default_factory=list)
 
 
+class LifecycleResult(BaseModel):
+    """What a lifecycle change tells the workflow back: on resume, the shifted steps' new
+    starts in the campaign's time zone (the workflow cannot label them itself)."""
+
+    start_labels: dict[int, str] = Field(default_factory=dict, description="step id -> local start label")
+
+
 class StopContactInput(BaseModel):
     contact_id: int
     reason: SkipReason

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from runtime.schedules import ScheduleStatus, SyncOutcome, schedule_statuses, sync_schedules
+from runtime.schedules import ScheduleStatus, SyncAction, SyncOutcome, schedule_statuses, sync_schedules
 from runtime.settings import Settings
 from starter.context import CliContext
 
@@ -42,8 +42,11 @@ def sync() -> None:
 def print_sync(console: Console, outcomes: list[SyncOutcome]) -> None:
     for outcome in outcomes:
         console.print(f"{outcome.action.value:>9}  {outcome.schedule_id}  ({outcome.workflow})", highlight=False)
-    changed = sum(outcome.action.value != "unchanged" for outcome in outcomes)
-    console.print(f"{len(outcomes)} schedules, {changed} created or updated", highlight=False)
+    current = [outcome for outcome in outcomes if outcome.action is not SyncAction.DELETED]
+    changed = sum(outcome.action is not SyncAction.UNCHANGED for outcome in current)
+    deleted = len(outcomes) - len(current)
+    summary = f"{len(current)} schedules, {changed} created or updated"
+    console.print(summary + (f", {deleted} obsolete deleted" if deleted else ""), highlight=False)
 
 
 @schedules_app.command("list")

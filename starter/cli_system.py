@@ -51,6 +51,7 @@ def worker(
     """Run a worker for all task queues (or the given ones) until SIGINT/SIGTERM."""
     from runtime.logs import configure_logging
     from runtime.names import all_queues
+    from runtime.telemetry import TelemetryConfigError, Tracing
     from starter.asyncio_bridge import run
     from workers.run import run_worker
 
@@ -59,9 +60,13 @@ def worker(
     unknown = [queue for queue in task_queue or [] if queue not in known]
     if unknown:
         raise UserError(f"unknown task queue(s) {unknown}; known: {known}")
+    try:
+        tracing = Tracing.from_environment("outbound-worker")
+    except TelemetryConfigError as error:  # a bad OTEL_* value: say which, no traceback
+        raise UserError(str(error)) from None
     configure_logging(ctx.settings.log_format)  # OUTBOUND_LOG_FORMAT=json for production
     ctx.engine  # noqa: B018 - fail early with a clear message when the schema is missing
-    run(run_worker(ctx.settings, task_queue or None))
+    run(run_worker(ctx.settings, task_queue or None, tracing=tracing))
 
 
 def dev_server(

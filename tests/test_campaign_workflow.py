@@ -73,6 +73,30 @@ async def test_pausing_for_a_day_between_steps_moves_the_later_steps_by_a_day(
     assert outbound.counts(campaign) == {(1, "SENT"): 4, (2, "SENT"): 4, (3, "SENT"): 4}
 
 
+async def test_after_a_resume_the_step_timers_still_name_the_campaigns_time_zone(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    spec = campaign_spec(THREE_STEPS, timezone="America/New_York")
+    campaign = seed(outbound.sessions, spec, {"A": people("a", 2)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign)
+        await workflow_env.sleep(timedelta(hours=12))
+        await handle.signal(PAUSE, PauseSignal(reason="test"))
+        await workflow_env.sleep(timedelta(hours=6))
+        await handle.signal(RESUME, ResumeSignal())
+        progress = await handle.result()
+        history = await handle.fetch_history()
+
+    timers = [
+        event.user_metadata.summary.data.decode()
+        for event in history.events
+        if event.HasField("timer_started_event_attributes") and event.HasField("user_metadata")
+    ]
+    resumed_step_2 = [summary for summary in timers if "step 2" in summary][-1]
+    assert resumed_step_2.endswith(' America/New_York"'), timers
+    assert all(plan.start_label and plan.start_label.endswith("America/New_York") for plan in progress.steps)
+
+
 async def test_a_single_email_step_completes(outbound: Outbound) -> None:
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 2)})
     async with outbound.worker():

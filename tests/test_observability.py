@@ -7,6 +7,7 @@ through the production worker wiring (`build_workers`).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -19,6 +20,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import update
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -145,21 +147,49 @@ async def test_one_metrics_endpoint_serves_temporals_and_outbounds_series(
 
     async with measured.worker():
         await (await measured.launch(campaign)).result()
-    # A deferral counted on the same runtime meter (a real deferral waits for the next day,
-    # and a client on its own runtime cannot make the test server skip time).
-    OutboundMetrics(runtime.metric_meter).deferral("sms")
 
     samples = _scrape(port)
     assert _value(samples, "outbound_sends_total", channel="email", outcome="sent") == 2
     assert _value(samples, "outbound_sends_total", channel="email", outcome="failed") == 1  # a1@ is refused
     assert _value(samples, "outbound_sends_total", channel="email", outcome="deferred") == 0
-    assert _value(samples, "outbound_deferrals_total", channel="sms") == 1
     assert _value(samples, "outbound_dead_letters_total", channel="email") == 1
     assert _value(samples, "outbound_mailbox_sync_lag_seconds", mailbox_id=str(mailbox)) == 90
     email_queue = f"{outbound.prefix}email"
     assert _value(samples, "temporal_activity_execution_latency_count", task_queue=email_queue) >= 3
     assert any(name.startswith("temporal_") and ("task_queue", email_queue) in labels for name, labels in samples)
     assert "@" not in json.dumps(sorted(str(key) for key in samples)), "no addresses in labels"
+
+
+async def test_a_send_past_the_daily_limit_is_counted_as_a_deferral(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")
+    assert runtime is not None
+    config = workflow_env.client.service_client.config
+    client = await Client.connect(
+        config.target_host, namespace=workflow_env.client.namespace, data_converter=DATA_CONVERTER, runtime=runtime
+    )
+    measured = dataclasses.replace(outbound, client=client)
+    campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 2)}, daily_limit=10)
+    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
+    with unit_of_work(outbound.sessions) as session:  # another campaign already used 9 of 10 today
+        session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=9, quota_day=today))
+
+    async with measured.worker():
+        started = await measured.launch(campaign)
+        deadline = asyncio.get_running_loop().time() + 30
+        while _value(_scrape(port), "outbound_deferrals_total", channel="email") < 1:
+            assert asyncio.get_running_loop().time() < deadline, "no deferral was counted"
+            await asyncio.sleep(0.2)
+        await workflow_env.sleep(timedelta(days=1, hours=1))  # to the sender's next day
+        await started.result()
+
+    samples = _scrape(port)
+    assert _value(samples, "outbound_deferrals_total", channel="email") == 1
+    assert _value(samples, "outbound_sends_total", channel="email", outcome="deferred") == 1
+    assert _value(samples, "outbound_sends_total", channel="email", outcome="sent") == 2
+    assert len(outbound.files("email")) == 2
 
 
 @pytest.fixture

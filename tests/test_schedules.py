@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, ScheduleUpdate, ScheduleUpdateInput
+from temporalio.service import RPCError
 
 from db.contacts_repo import add_sender
 from db.engine import make_engine, make_session_factory, unit_of_work
@@ -23,7 +24,7 @@ from db.models import Sender
 from runtime.schedules import FINGERPRINT_MEMO, SCHEDULES
 from runtime.settings import Settings
 from runtime.temporal import DATA_CONVERTER
-from tests.e2e_support import Deployment, TemporalServer, dev_server
+from tests.e2e_support import Deployment, TemporalServer, dev_server, eventually
 from workers.worker import build_workers
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,6 +108,33 @@ async def test_an_update_keeps_an_operators_pause(deployment: Deployment, client
     description = await client.get_schedule_handle(schedule_id).describe()
     assert (description.schedule.state.paused, description.schedule.state.note) == (True, "incident")
     assert "paused (incident)" in deployment.ok("schedules", "list").stdout
+
+
+async def test_sync_deletes_a_schedule_an_earlier_release_installed_but_not_a_look_alike(
+    deployment: Deployment, client: Client
+) -> None:
+    deployment.ok("schedules", "sync")
+    installed = await client.get_schedule_handle(f"{deployment.prefix}{WARMUP}").describe()
+    retired = f"{deployment.prefix}outbound-retired-digest"  # as if an older release defined it
+    await client.create_schedule(retired, installed.schedule)
+    look_alike = f"{deployment.prefix}outbound-by-hand"  # same id shape, no Outbound fingerprint
+    by_hand = installed.schedule
+    by_hand.action.memo = {}  # type: ignore[union-attr]
+    await client.create_schedule(look_alike, by_hand)
+    await asyncio.to_thread(
+        eventually,
+        lambda: all(name in deployment.server.temporal("schedule", "list").stdout for name in (retired, look_alike)),
+        what="both extra schedules to be listed",
+    )
+
+    synced = (await asyncio.to_thread(deployment.ok, "schedules", "sync")).stdout
+
+    assert f"deleted  {retired}" in synced
+    assert "5 schedules, 0 created or updated, 1 obsolete deleted" in synced
+    with pytest.raises(RPCError):
+        await client.get_schedule_handle(retired).describe()
+    assert (await client.get_schedule_handle(look_alike).describe()).schedule.action is not None
+    await client.get_schedule_handle(look_alike).delete()
 
 
 async def test_a_triggered_warmup_run_resets_counters_and_moves_the_ramp(

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from tests.e2e_support import OUTBOUND, Deployment, TemporalServer, dev_server, eventually
+from tests.e2e_support import OUTBOUND, Deployment, TemporalServer, clean_environment, dev_server, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 SENDER = "sales@outbound.example"
@@ -159,3 +159,16 @@ def test_two_worker_processes_share_a_campaign_and_send_each_message_once(deploy
     assert len(first | second) == contacts
     for worker in workers:
         assert "@" not in "".join(line for line in worker.log.read_text().splitlines() if '"outcome"' in line)
+
+
+def test_a_worker_with_an_unknown_trace_exporter_says_so_and_exits(database_url: str) -> None:
+    done = subprocess.run(
+        [str(OUTBOUND), "worker"],
+        env=clean_environment(OTEL_TRACES_EXPORTER="zipkin-typo", OUTBOUND_DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "unknown exporter 'zipkin-typo'" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

@@ -311,12 +311,15 @@ class CampaignWorkflow:
                 self.state.paused_seconds += (now - self.state.paused_at).total_seconds()
                 self.state.paused_at = None
             self._publish()
-            await workflow.execute_activity_method(
+            result = await workflow.execute_activity_method(
                 CampaignActivities.apply_lifecycle,
                 request,
                 start_to_close_timeout=timedelta(minutes=10),
                 summary=f"campaign {target.value.lower()}",
             )
+            for plan in self.state.steps:
+                if result and plan.step_id in result.start_labels:
+                    plan.start_label = result.start_labels[plan.step_id]
             await self._tell_steps()
 
     def _shift_unstarted_steps(self, paused: timedelta) -> list[StepPlan]:
@@ -324,7 +327,7 @@ class CampaignWorkflow:
         for plan in self.state.steps:
             if not plan.started:
                 plan.start_at = plan.start_at + paused
-                plan.start_label = None  # no longer true; the UTC label stands in
+                plan.start_label = None  # no longer true; apply_lifecycle labels the new start
                 shifted.append(plan)
         if self.state.start_at is not None and not self.state.prepared:
             self.state.start_at = max(self.state.start_at + paused, workflow.now())
