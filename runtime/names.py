@@ -46,5 +46,10 @@ def dead_letter_retry_workflow_id(dead_letter_id: int, prefix: str = "") -> str:
     return f"{prefix}dlq-retry-{dead_letter_id}"
 
 
+def queue_kind(queue: str, prefix: str = "") -> str:
+    """`campaigns`, `email`, ...: the queue's name without the deployment's prefix."""
+    return queue.removeprefix(prefix)
+
+
 def all_queues(prefix: str = "") -> list[str]:
     return [campaign_queue(prefix), *(channel_queue(c, prefix) for c in Channel), inbound_queue(prefix)]

@@ -56,6 +56,22 @@ class RetentionSettings(BaseModel):
     )
 
 
+QueueKind = Literal["campaigns", "email", "sms", "voicemail", "inbound"]
+
+
+class QueueLimits(BaseModel):
+    """Overrides for one task queue, named without the prefix, e.g.
+    `OUTBOUND_QUEUE_LIMITS__SMS__MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND=1` (a Twilio
+    number's rate) or `OUTBOUND_QUEUE_LIMITS__EMAIL__MAX_CONCURRENT_ACTIVITIES=16`."""
+
+    model_config = {"extra": "forbid"}
+
+    max_concurrent_activities: int | None = Field(None, ge=1, description="Activity slots of this worker.")
+    max_task_queue_activities_per_second: float | None = Field(
+        None, gt=0, description="Starts per second across every worker polling the queue (server-enforced)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTBOUND_", env_nested_delimiter="__", extra="ignore")
 
@@ -71,7 +87,12 @@ class Settings(BaseSettings):
     task_queue_prefix: str = Field("", description="Prefix for every task queue name (one deployment per prefix).")
     send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
     max_concurrent_activities: int = Field(64, ge=1)
-    max_task_queue_activities_per_second: float | None = Field(None, gt=0)
+    max_task_queue_activities_per_second: float | None = Field(
+        None, gt=0, description="Default rate limit of the sending and inbound queues (never the campaigns queue)."
+    )
+    queue_limits: dict[QueueKind, QueueLimits] = Field(
+        default_factory=dict, description="Per-task-queue overrides of the two settings above."
+    )
     graceful_shutdown_seconds: float = Field(
         30.0, ge=0, description="Time running activities get on SIGTERM/SIGINT before the worker exits."
     )
@@ -94,6 +115,28 @@ class Settings(BaseSettings):
     gmail: GmailSettings = Field(default_factory=GmailSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    def worker_limits(self, kind: str) -> dict[str, Any]:
+        """`Worker` options for one queue: its override, else the defaults. The campaigns
+        queue (planning, lifecycle) is only rate-limited when asked for by name: throttling
+        it would slow pause and cancel, not the providers."""
+        override = next((limits for name, limits in self.queue_limits.items() if name == kind), QueueLimits())
+        limits: dict[str, Any] = {
+            "max_concurrent_activities": override.max_concurrent_activities or self.max_concurrent_activities
+        }
+        rate = override.max_task_queue_activities_per_second
+        if rate is None and kind != "campaigns":
+            rate = self.max_task_queue_activities_per_second
+        if rate is not None:
+            limits["max_task_queue_activities_per_second"] = rate
+        return limits
+
+    def activity_threads(self) -> int:
+        """Threads (and database connections) one worker process needs: enough for its
+        largest queue's slots, plus a few for the short control activities."""
+        slots = [self.max_concurrent_activities]
+        slots += [limits.max_concurrent_activities or 0 for limits in self.queue_limits.values()]
+        return max(slots) + 8
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for `outbound config`."""

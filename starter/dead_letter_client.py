@@ -15,7 +15,7 @@ from workflows.dead_letter_retry import DeadLetterRetryWorkflow
 
 
 class DeadLetterRetryRefused(Exception):
-    """This dead letter was already retried (one retry per letter)."""
+    """A retry of this dead letter is running right now (one at a time per letter)."""
 
 
 async def start_dead_letter_retry(
@@ -28,10 +28,12 @@ async def start_dead_letter_retry(
             DeadLetterRetryInput(dead_letter_id=dead_letter_id, task_queue_prefix=prefix, tuning=tuning or Tuning()),
             id=workflow_id,
             task_queue=campaign_queue(prefix),
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # A letter whose retry failed again is open again and may be retried again (a
+            # new run of the same id); a retry still running refuses a second one.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"Retry of dead letter {dead_letter_id}",
         )
     except WorkflowAlreadyStartedError:
         raise DeadLetterRetryRefused(
-            f"dead letter {dead_letter_id} was already retried (workflow {workflow_id}); one retry per letter"
+            f"dead letter {dead_letter_id} is being retried right now (workflow {workflow_id}); wait for it to finish"
         ) from None

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 if TYPE_CHECKING:
+    from tests.e2e_support import TemporalServer
     from tests.support import Outbound
 
 from db.engine import SessionFactory, make_engine, make_session_factory
@@ -161,3 +162,14 @@ def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) ->
     from tests.support import Outbound
 
     return Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    """One Temporal dev server for every test that drives real processes. Each deployment
+    on it has its own task-queue prefix, hence its own workflow ids, queues and schedules,
+    so tests never see each other's work (as deployments sharing a cluster would not)."""
+    from tests.e2e_support import dev_server
+
+    with dev_server(tmp_path_factory.mktemp("temporal")) as server:
+        yield server

@@ -119,7 +119,7 @@ async def test_a_contact_who_replied_since_is_skipped_not_sent(
     assert letter_status(outbound, letter.id).status == "resolved"
 
 
-async def test_a_retry_that_fails_again_leaves_the_letter_open_with_the_new_error(
+async def test_a_retry_that_fails_again_leaves_the_letter_open_and_a_later_retry_can_send_it(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
     _, letter = await dead_lettered_campaign(outbound)
@@ -139,6 +139,16 @@ async def test_a_retry_that_fails_again_leaves_the_letter_open_with_the_new_erro
     assert execution(outbound, letter.execution_id).status == "FAILED"
     with outbound.sessions() as session:
         assert len(list(session.scalars(select(DeadLetter)))) == 1, "the same letter, not a second one"
+
+    outbound.faults = OutboxFaults()  # the provider recovered: the operator retries once more
+    async with outbound.worker():
+        handle = await start_dead_letter_retry(
+            workflow_env.client, letter.id, prefix=outbound.prefix, tuning=QUICK_RETRIES
+        )
+        second: DeadLetterRetryResult = await handle.result()
+
+    assert (second.execution_status.value, second.letter_status.value) == ("SENT", "resolved")
+    assert [path.stem for path in outbound.files("email")].count(str(letter.execution_id)) == 1
 
 
 async def test_a_retry_deferred_by_a_used_up_quota_claims_the_row_again_the_next_day(

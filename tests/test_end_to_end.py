@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from tests.e2e_support import EXAMPLES, Deployment, ExampleContacts, Report, TemporalServer, dev_server, written_at
+from tests.e2e_support import EXAMPLES, Deployment, ExampleContacts, Report, TemporalServer, written_at
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +29,6 @@ PAST_DUE_MARGIN = timedelta(seconds=2)
 # The full campaign runs on both databases; the shorter scenarios on the production one only,
 # to keep this file around two minutes.
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-
-
-@pytest.fixture(scope="module")
-def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
-    with dev_server(tmp_path_factory.mktemp("temporal")) as server:
-        yield server
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Outbound's Temporal Schedules on a real dev server (the time-skipping server runs no
 schedules): `outbound schedules sync` is idempotent, the schedules are what an operator
 sees and drives with the `temporal` CLI, an update keeps a pause, and a triggered warmup
-run resets the database. One dev server for the whole module."""
+run resets the database. The session's dev server; each test has its own prefix."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from db.models import Sender
 from runtime.schedules import FINGERPRINT_MEMO, SCHEDULES
 from runtime.settings import Settings
 from runtime.temporal import DATA_CONVERTER
-from tests.e2e_support import Deployment, TemporalServer, dev_server, eventually
+from tests.e2e_support import Deployment, TemporalServer, eventually
 from workers.worker import build_workers
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,20 +31,14 @@ pytestmark = pytest.mark.timeout(120)
 WARMUP = "outbound-warmup-reset"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
-    with dev_server(tmp_path_factory.mktemp("temporal")) as running:
-        yield running
+@pytest.fixture
+def deployment(temporal_server: TemporalServer, sqlite_url: str, tmp_path: Path) -> Deployment:
+    return Deployment(temporal_server, sqlite_url, tmp_path, prefix=f"s{uuid.uuid4().hex[:8]}-")
 
 
 @pytest.fixture
-def deployment(server: TemporalServer, sqlite_url: str, tmp_path: Path) -> Deployment:
-    return Deployment(server, sqlite_url, tmp_path, prefix=f"s{uuid.uuid4().hex[:8]}-")
-
-
-@pytest.fixture
-async def client(server: TemporalServer) -> Client:
-    return await Client.connect(server.address, data_converter=DATA_CONVERTER)
+async def client(temporal_server: TemporalServer) -> Client:
+    return await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
 
 
 def _describe(deployment: Deployment, name: str) -> dict[str, object]:

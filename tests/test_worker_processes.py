@@ -15,17 +15,11 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from tests.e2e_support import OUTBOUND, Deployment, TemporalServer, clean_environment, dev_server, eventually
+from tests.e2e_support import OUTBOUND, Deployment, TemporalServer, clean_environment, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 SENDER = "sales@outbound.example"
 EXIT_TIMEOUT = 40.0
-
-
-@pytest.fixture(scope="module")
-def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
-    with dev_server(tmp_path_factory.mktemp("temporal")) as server:
-        yield server
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from providers.outbox import OutboxProvider
 from providers.stored_credentials import KeylessCredentials, StoredGmailCredentials
 from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
 from runtime.metrics import OutboundMetrics, client_meter
-from runtime.names import all_queues, campaign_queue, inbound_queue
+from runtime.names import all_queues, campaign_queue, inbound_queue, queue_kind
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from workflows.analytics import AnalyticsWorkflow
@@ -133,7 +133,7 @@ def build_workers(
     unknown = set(queues) - set(all_queues(prefix))
     if unknown:
         raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
-    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 8)  # see workers/run.py
+    executor = ThreadPoolExecutor(max_workers=settings.activity_threads())  # see workers/run.py
     campaign_activities = CampaignActivities(sessions)
     metrics = OutboundMetrics(client_meter(client))  # the client's runtime: one /metrics for all
     step_activities = StepActivities(sessions, metrics)
@@ -144,11 +144,9 @@ def build_workers(
         SendObserver(metrics),
     )
     worker_options.setdefault("graceful_shutdown_timeout", timedelta(seconds=settings.graceful_shutdown_seconds))
-    limits: dict[str, Any] = {"max_concurrent_activities": settings.max_concurrent_activities}
-    if settings.max_task_queue_activities_per_second:
-        limits["max_task_queue_activities_per_second"] = settings.max_task_queue_activities_per_second
     workers = []
     for queue in queues:
+        limits = settings.worker_limits(queue_kind(queue, prefix))
         if queue == campaign_queue(prefix):
             activities: list[Callable[..., Any]] = [
                 campaign_activities.prepare_campaign,
@@ -169,7 +167,7 @@ def build_workers(
                     workflows=WORKFLOWS,
                     activities=activities,
                     activity_executor=executor,
-                    max_concurrent_activities=settings.max_concurrent_activities,
+                    **limits,
                     **worker_options,
                 )
             )
