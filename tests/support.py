@@ -7,17 +7,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from db.campaigns_repo import create_campaign
 from db.contacts_repo import add_sender, add_suppression, import_contacts
 from db.engine import SessionFactory, unit_of_work
-from db.models import Contact, StepExecution
+from db.models import Contact, Sender, StepExecution
 from domain.contacts_csv import ContactRecord
 from providers.base import Provider
 from runtime.settings import OutboxFaults, Settings
@@ -203,3 +204,12 @@ async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     folder.mkdir(exist_ok=True)
     record = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
     (folder / f"{name}.json").write_text(json.dumps(record, indent=1))
+
+
+async def email_quota_used_today(outbound: Outbound, workflow_env: WorkflowEnvironment, used: int) -> date:
+    """As if other campaigns already sent `used` emails from the mailbox today (the test
+    server's day, which is what the quota claim compares with); returns that day."""
+    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
+    with unit_of_work(outbound.sessions) as session:
+        session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=used, quota_day=today))
+    return today

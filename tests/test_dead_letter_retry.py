@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 
 import pytest
 import typer
-from sqlalchemy import select, update
+from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from db.contacts_repo import stop_contact
 from db.engine import unit_of_work
-from db.models import Campaign, DeadLetter, Sender, StepExecution
+from db.models import Campaign, DeadLetter, StepExecution
 from providers.outbox import OutboxProvider
 from runtime.names import dead_letter_retry_workflow_id
 from runtime.settings import OutboxFaults
@@ -26,7 +26,7 @@ from schemas.enums import CampaignStatus, SkipReason
 from schemas.workflow_io import Tuning
 from starter.cli_dlq import dlq_app
 from starter.dead_letter_client import start_dead_letter_retry
-from tests.support import EMAIL_STEP, CountingProvider, Outbound, campaign_spec, people, seed
+from tests.support import EMAIL_STEP, CountingProvider, Outbound, campaign_spec, email_quota_used_today, people, seed
 
 pytestmark = pytest.mark.timeout(120)
 QUICK_RETRIES = Tuning(retry_maximum_attempts=2, retry_initial_seconds=1, retry_max_interval_seconds=1)
@@ -155,9 +155,7 @@ async def test_a_retry_deferred_by_a_used_up_quota_claims_the_row_again_the_next
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
     _, letter = await dead_lettered_campaign(outbound)
-    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
-    with unit_of_work(outbound.sessions) as session:  # the mailbox already sent its limit today
-        session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=10_000, quota_day=today))
+    today = await email_quota_used_today(outbound, workflow_env, 10_000)  # the mailbox sent its limit today
     async with outbound.worker():
         handle = await start_dead_letter_retry(workflow_env.client, letter.id, prefix=outbound.prefix)
         result: DeadLetterRetryResult = await handle.result()

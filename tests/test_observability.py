@@ -20,8 +20,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import update
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from db.engine import unit_of_work
@@ -32,7 +32,7 @@ from runtime.settings import OutboxFaults
 from runtime.telemetry import Tracing
 from runtime.temporal import DATA_CONVERTER
 from tests.e2e_support import free_port
-from tests.support import EMAIL_STEP, Outbound, campaign_spec, people, seed
+from tests.support import EMAIL_STEP, Outbound, campaign_spec, email_quota_used_today, people, seed
 from workers.mailbox_lag import MailboxLagSampler
 
 # One database is enough here: what is observed does not depend on the dialect.
@@ -121,9 +121,9 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
     return sum(value for (series, have), value in samples.items() if series == name and wanted <= have)
 
 
-async def test_one_metrics_endpoint_serves_temporals_and_outbounds_series(
-    outbound: Outbound, workflow_env: WorkflowEnvironment
-) -> None:
+async def _metered_client(workflow_env: WorkflowEnvironment) -> tuple[int, Runtime, Client]:
+    """A client on a runtime serving Prometheus on a free port, as the worker process has:
+    the port to scrape, the runtime (for Outbound's meters) and the client."""
     port = free_port()
     runtime = metrics_runtime(f"127.0.0.1:{port}")
     assert runtime is not None
@@ -131,6 +131,13 @@ async def test_one_metrics_endpoint_serves_temporals_and_outbounds_series(
     client = await Client.connect(
         config.target_host, namespace=workflow_env.client.namespace, data_converter=DATA_CONVERTER, runtime=runtime
     )
+    return port, runtime, client
+
+
+async def test_one_metrics_endpoint_serves_temporals_and_outbounds_series(
+    outbound: Outbound, workflow_env: WorkflowEnvironment
+) -> None:
+    port, runtime, client = await _metered_client(workflow_env)
     measured = dataclasses.replace(outbound, client=client, faults=OutboxFaults(permanent_failure_marker="a1@"))
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 3)})  # a1's is refused
     # A Gmail mailbox last synced 90 s ago: the sampler reports its lag, by id.
@@ -163,18 +170,10 @@ async def test_one_metrics_endpoint_serves_temporals_and_outbounds_series(
 async def test_a_send_past_the_daily_limit_is_counted_as_a_deferral(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
-    port = free_port()
-    runtime = metrics_runtime(f"127.0.0.1:{port}")
-    assert runtime is not None
-    config = workflow_env.client.service_client.config
-    client = await Client.connect(
-        config.target_host, namespace=workflow_env.client.namespace, data_converter=DATA_CONVERTER, runtime=runtime
-    )
+    port, _, client = await _metered_client(workflow_env)
     measured = dataclasses.replace(outbound, client=client)
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 2)}, daily_limit=10)
-    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
-    with unit_of_work(outbound.sessions) as session:  # another campaign already used 9 of 10 today
-        session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=9, quota_day=today))
+    await email_quota_used_today(outbound, workflow_env, 9)  # another campaign already used 9 of 10 today
 
     async with measured.worker():
         started = await measured.launch(campaign)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
-from db.engine import unit_of_work
 from db.models import DeadLetter, Sender, StepExecution
 from providers.outbox import OutboxProvider
 from runtime.settings import OutboxFaults
 from schemas.enums import CampaignStatus
 from schemas.workflow_io import Tuning
-from tests.support import EMAIL_STEP, CountingProvider, Outbound, campaign_spec, people, save_history, seed
+from tests.support import (
+    EMAIL_STEP,
+    CountingProvider,
+    Outbound,
+    campaign_spec,
+    email_quota_used_today,
+    people,
+    save_history,
+    seed,
+)
 
 pytestmark = pytest.mark.timeout(180)
 QUICK_RETRIES = Tuning(retry_maximum_attempts=3, retry_initial_seconds=1, retry_max_interval_seconds=2)
@@ -78,9 +84,7 @@ async def test_a_used_up_daily_quota_defers_sends_to_the_senders_next_day(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 5)}, daily_limit=10)
-    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
-    with unit_of_work(outbound.sessions) as session:  # another campaign already used 7 of 10 today
-        session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=7, quota_day=today))
+    today = await email_quota_used_today(outbound, workflow_env, 7)  # another campaign already used 7 of 10
     async with outbound.worker():
         handle = await outbound.launch(campaign)
         await handle.result()
@@ -97,9 +101,7 @@ async def test_two_workers_never_exceed_a_senders_daily_limit(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 24)}, daily_limit=30)
-    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
-    with unit_of_work(outbound.sessions) as session:
-        session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=20, quota_day=today))
+    today = await email_quota_used_today(outbound, workflow_env, 20)
     async with outbound.worker(), outbound.second_client() as other, other.worker():
         await (await outbound.launch(campaign)).result()
 
