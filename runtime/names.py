@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 from temporalio.common import SearchAttributeKey
 
 from schemas.enums import Channel
@@ -46,9 +48,12 @@ def dead_letter_retry_workflow_id(dead_letter_id: int, prefix: str = "") -> str:
     return f"{prefix}dlq-retry-{dead_letter_id}"
 
 
-def queue_kind(queue: str, prefix: str = "") -> str:
-    """`campaigns`, `email`, ...: the queue's name without the deployment's prefix."""
-    return queue.removeprefix(prefix)
+QueueKind = Literal["campaigns", "email", "sms", "voicemail", "inbound"]
+
+
+def queue_kind(queue: str, prefix: str = "") -> QueueKind:
+    """`campaigns`, `email`, ...: one of `all_queues(prefix)` without the prefix."""
+    return cast(QueueKind, queue.removeprefix(prefix))
 
 
 def all_queues(prefix: str = "") -> list[str]:

@@ -160,21 +160,20 @@ async def sync_schedules(
     version installed and this one no longer defines; leave everyone else's alone."""
     prefix = settings.task_queue_prefix
     outcomes = [await _sync_one(client, prefix, definition) for definition in schedules]
-    wanted = {definition.schedule_id(prefix) for definition in schedules}
-    for schedule_id, workflow in await _installed_by_outbound(client, prefix):
-        if schedule_id not in wanted:
-            await client.get_schedule_handle(schedule_id).delete()
-            outcomes.append(SyncOutcome(schedule_id, workflow, SyncAction.DELETED))
+    wanted = {outcome.schedule_id for outcome in outcomes}
+    for schedule_id, workflow in await _obsolete_schedules(client, prefix, wanted):
+        await client.get_schedule_handle(schedule_id).delete()
+        outcomes.append(SyncOutcome(schedule_id, workflow, SyncAction.DELETED))
     return outcomes
 
 
-async def _installed_by_outbound(client: Client, prefix: str) -> list[tuple[str, str]]:
-    """Schedules of this deployment (id `<prefix>outbound-...`) that carry Outbound's
-    fingerprint memo: only those are Outbound's to delete; a look-alike someone created
-    by hand is not."""
+async def _obsolete_schedules(client: Client, prefix: str, wanted: set[str]) -> list[tuple[str, str]]:
+    """Schedules of this deployment (id `<prefix>outbound-...`), not among `wanted`, that
+    carry Outbound's fingerprint memo: only those are Outbound's to delete; a look-alike
+    someone created by hand is not."""
     found = []
     async for listed in await client.list_schedules():
-        if not listed.id.startswith(schedule_id_prefix(prefix)):
+        if listed.id in wanted or not listed.id.startswith(schedule_id_prefix(prefix)):
             continue
         description = await describe_schedule(client, listed.id)
         if description is None or stored_fingerprint(description) is None:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.names import QueueKind
+
 DEFAULT_HOME = Path(".outbound")
 
 
@@ -54,9 +56,6 @@ class RetentionSettings(BaseModel):
     error_payload_days: int = Field(
         30, ge=1, description="Error text of finished executions and closed dead letters is purged after this."
     )
-
-
-QueueKind = Literal["campaigns", "email", "sms", "voicemail", "inbound"]
 
 
 class QueueLimits(BaseModel):
@@ -116,11 +115,11 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
-    def worker_limits(self, kind: str) -> dict[str, Any]:
+    def worker_limits(self, kind: QueueKind) -> dict[str, Any]:
         """`Worker` options for one queue: its override, else the defaults. The campaigns
         queue (planning, lifecycle) is only rate-limited when asked for by name: throttling
         it would slow pause and cancel, not the providers."""
-        override = next((limits for name, limits in self.queue_limits.items() if name == kind), QueueLimits())
+        override = self.queue_limits.get(kind, QueueLimits())
         limits: dict[str, Any] = {
             "max_concurrent_activities": override.max_concurrent_activities or self.max_concurrent_activities
         }

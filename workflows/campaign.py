@@ -317,9 +317,9 @@ class CampaignWorkflow:
                 start_to_close_timeout=timedelta(minutes=10),
                 summary=f"campaign {target.value.lower()}",
             )
+            labels = result.start_labels if result else {}  # None in histories from before the result
             for plan in self.state.steps:
-                if result and plan.step_id in result.start_labels:
-                    plan.start_label = result.start_labels[plan.step_id]
+                plan.start_label = labels.get(plan.step_id, plan.start_label)
             await self._tell_steps()
 
     def _shift_unstarted_steps(self, paused: timedelta) -> list[StepPlan]:
