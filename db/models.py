@@ -198,7 +198,7 @@ class StepExecution(Base):
     __tablename__ = "step_executions"
     __table_args__ = (
         UniqueConstraint("step_id", "contact_id"),
-        Index("ix_step_executions_due", "step_id", "status", "scheduled_for"),
+        Index("ix_step_executions_due", "step_id", "status", "scheduled_for", "id"),  # due rows in slot order
         Index("ix_step_executions_sender_time", "sender_id", "scheduled_for"),
         Index("ix_step_executions_contact_status", "contact_id", "status"),
         Index("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import dialect_insert, insert_many
@@ -195,31 +195,37 @@ def _capacities(session: Session, campaign_id: int) -> dict[int, SenderCapacity]
 
 
 def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
-    """Enrolled contacts without a row for this step whose previous step is terminal."""
-    current = aliased(StepExecution)
-    prior = aliased(StepExecution)
+    """Enrolled contacts without a row for this step whose previous step is terminal.
+
+    A later step is looked up from the previous step's rows, so the database walks one
+    index of (step, contact) pairs instead of joining every enrollment on every replan
+    (three times cheaper at 100,000 contacts; NOTES, session 5)."""
     address = Contact.email if channel is Channel.EMAIL else Contact.phone
     sender_column = getattr(Enrollment, f"{channel.value}_sender_id")
-    columns: list[Any] = [Contact.id, sender_column, address.is_not(None), Contact.timezone]
-    if previous is not None:
-        columns += [prior.status, func.coalesce(prior.sent_at, prior.updated_at)]
-    query = (
-        select(*columns, Contact.stopped_reason)
-        .select_from(Enrollment)
-        .join(Contact, Contact.id == Enrollment.contact_id)
-        .outerjoin(current, and_(current.step_id == step.id, current.contact_id == Enrollment.contact_id))
-        .where(Enrollment.campaign_id == step.campaign_id, current.id.is_(None))
-    )
-    if previous is not None:
-        query = query.join(prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)).where(
-            prior.status.in_(_TERMINAL)
+    columns: list[Any] = [sender_column, address.is_not(None), Contact.timezone]
+    if previous is None:
+        contact_key: Any = Enrollment.contact_id
+        query = select(contact_key, *columns, Contact.stopped_reason).select_from(Enrollment)
+    else:
+        prior = aliased(StepExecution)
+        contact_key = prior.contact_id
+        done_at = func.coalesce(prior.sent_at, prior.updated_at)
+        query = (
+            select(contact_key, *columns, prior.status, done_at, Contact.stopped_reason)
+            .select_from(prior)
+            .join(Enrollment, and_(Enrollment.campaign_id == step.campaign_id, Enrollment.contact_id == contact_key))
+            .where(prior.step_id == previous.id, prior.status.in_(_TERMINAL))
         )
+    current = aliased(StepExecution)
+    planned = exists().where(current.step_id == step.id, current.contact_id == contact_key)
+    query = query.join(Contact, Contact.id == contact_key).where(Enrollment.campaign_id == step.campaign_id, ~planned)
     last = 0
     while True:
-        rows = session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(PAGE)).all()
-        if not rows:
+        rows = session.execute(query.where(contact_key > last).order_by(contact_key).limit(PAGE)).all()
+        if rows:
+            yield [_candidate(tuple(row), previous is not None) for row in rows]
+        if len(rows) < PAGE:
             return
-        yield [_candidate(tuple(row), previous is not None) for row in rows]
         last = rows[-1][0]
 
 
@@ -229,16 +235,25 @@ def _candidate(row: tuple[Any, ...], has_previous: bool) -> Candidate:
     return Candidate(contact_id, sender_id, has_address, timezone, previous_status, previous_done_at, row[-1])
 
 
+# The step workflow only asks whether rows are still open; counting every open row of a
+# large step on every fetch cost more than the fetch, so the count stops here.
+OPEN_COUNT_CAP = 1000
+
+
 def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]:
-    open_rows = session.scalar(
-        select(func.count()).where(StepExecution.step_id == step_id, StepExecution.status.in_(_OPEN))
+    """Open rows (counted up to OPEN_COUNT_CAP) and the earliest scheduled slot."""
+    open_rows = (
+        select(StepExecution.id)
+        .where(StepExecution.step_id == step_id, StepExecution.status.in_(_OPEN))
+        .limit(OPEN_COUNT_CAP)
+        .subquery()
     )
     next_due = session.scalar(
         select(func.min(StepExecution.scheduled_for)).where(
             StepExecution.step_id == step_id, StepExecution.status == ExecutionStatus.SCHEDULED.value
         )
     )
-    return open_rows or 0, next_due
+    return session.scalar(select(func.count()).select_from(open_rows)) or 0, next_due
 
 
 def fetch_due(
@@ -248,28 +263,32 @@ def fetch_due(
 
     Rows whose lease expired (their send was never scheduled) can be claimed again; ids
     the workflow still has in flight are never handed out twice."""
-    ids: list[int] = []
-    contacts: list[int] = []
+    rows: list[tuple[datetime, int, int]] = []
     if limit > 0:
-        due = or_(
-            and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now),
-            and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now),
-        )
-        query = select(StepExecution.id, StepExecution.contact_id).where(StepExecution.step_id == step_id, due)
-        if exclude:
-            query = query.where(StepExecution.id.not_in(exclude))
-        rows = session.execute(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)).all()
-        ids, contacts = [row[0] for row in rows], [row[1] for row in rows]
-        if ids:
-            session.execute(
-                update(StepExecution)
-                .where(StepExecution.id.in_(ids))
-                .values(
-                    status=ExecutionStatus.QUEUED.value,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    updated_at=now,
-                )
+        scheduled = and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now)
+        expired = and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now)
+        # Two queries, not one with OR: each reads its first page off the due index in
+        # slot order, where the OR made the database sort every due row of the step.
+        for due in (scheduled, expired):
+            query = select(StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id).where(
+                StepExecution.step_id == step_id, due
             )
+            if exclude:
+                query = query.where(StepExecution.id.not_in(exclude))
+            page = session.execute(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)).all()
+            rows += [(when or now, execution_id, contact_id) for when, execution_id, contact_id in page]
+        rows = sorted(rows)[:limit]
+    ids, contacts = [row[1] for row in rows], [row[2] for row in rows]
+    if ids:
+        session.execute(
+            update(StepExecution)
+            .where(StepExecution.id.in_(ids))
+            .values(
+                status=ExecutionStatus.QUEUED.value,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+        )
     open_rows, next_due = _open_summary(session, step_id)
     return FetchDueResult(execution_ids=ids, contact_ids=contacts, next_due=next_due, open_rows=open_rows)
 

@@ -64,7 +64,7 @@ class PlanStepResult(BaseModel):
     planned: int
     skipped: int
     previous_finished: bool
-    open_rows: int
+    open_rows: int  # counted up to db.planning.OPEN_COUNT_CAP: the workflow asks "any left?"
     next_due: datetime | None
 
 
@@ -82,7 +82,7 @@ class FetchDueResult(BaseModel):
     # empty in older histories.
     contact_ids: list[int] = Field(default_factory=list, max_length=1000)
     next_due: datetime | None
-    open_rows: int
+    open_rows: int  # counted up to db.planning.OPEN_COUNT_CAP: the workflow asks "any left?"
 
 
 class FinishStepInput(BaseModel):
