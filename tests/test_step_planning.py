@@ -94,9 +94,7 @@ def test_due_rows_leave_in_slot_order_with_expired_leases_among_them(db: Databas
     assert rest.next_due == at[5]
 
 
-def test_open_rows_are_counted_only_as_far_as_the_workflow_needs(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_open_rows_are_counted_only_as_far_as_the_workflow_needs(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planning, "OPEN_COUNT_CAP", 3)
     (email,) = launched(db, 5, [EMAIL_STEP])
     plan(db, email)
