@@ -67,6 +67,9 @@ class SendObserver:
         self.metrics.send(seen.channel, outcome)
         self._report(seen, outcome, logging.WARNING, error_type)
 
+    def mailbox_paused(self, channel: str) -> None:
+        self.metrics.mailbox_paused(channel)
+
     @staticmethod
     def _report(seen: SendObservation, outcome: str, level: int, error_type: str | None = None) -> None:
         fields = seen.ids() | {"outcome": outcome}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.message_links import MessageLinks
 from activities.send_observer import SendObservation, SendObserver
 from db.engine import SessionFactory, Statements, engine_of, single_statements, unit_of_work
-from db.mailboxes import disable_sender, exhaust_quota
+from db.mailboxes import disable_sender, exhaust_quota, note_throttling
 from db.models import Campaign, Contact
 from db.sending import (
     Entry,
@@ -38,15 +38,25 @@ from db.sending import (
 from domain.calendar import LocalWindow, day_bounds, local_day, zone
 from domain.templates import TemplateRenderError, contact_context, render_template
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, Provider, ProviderError, SentReceipt
+from runtime.settings import MailboxPauseSettings
 from schemas.activity_io import SendInput, SendResult, SettleInput
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome
 
+# A retry held back by a pause comes this long after its end, so clocks that disagree by
+# milliseconds (the server's attempt time, the worker's) cannot make it meet the pause again.
+PAUSE_MARGIN = timedelta(seconds=1)
+
 
 def effective_now(workflow_now: datetime) -> datetime:
-    """The later of the workflow's clock and the wall clock: real time in production,
-    workflow time under the time-skipping test server (which runs ahead)."""
-    return max(workflow_now, datetime.now(UTC))
+    """The latest of the workflow's clock, the wall clock and the server's time for this
+    attempt: real time in production, the server's (skipped-ahead) time under the
+    time-skipping test server, also for a retry whose input still carries the first
+    attempt's time."""
+    moments = [workflow_now, datetime.now(UTC)]
+    if activity.in_activity():
+        moments.append(activity.info().current_attempt_scheduled_time)
+    return max(moments)
 
 
 def message_key(context: SendContext) -> str:
@@ -61,9 +71,11 @@ class SendActivities:
         providers: Mapping[str, Provider],
         links: MessageLinks | None = None,
         observer: SendObserver | None = None,
+        mailbox_pause: MailboxPauseSettings | None = None,
     ) -> None:
         self.sessions = sessions
         self.observer = observer or SendObserver()
+        self.mailbox_pause = mailbox_pause or MailboxPauseSettings()
         self.engine = engine_of(sessions)
         self.providers = providers
         self.links = links or MessageLinks("http://localhost:8080", None, 90)
@@ -90,6 +102,10 @@ class SendActivities:
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
             message = self._compose(db, context, now)
+            if _paused(context, now) and status is not ExecutionStatus.SENDING:
+                return self._wait_for_mailbox(db, context, now)
+            if _paused(context, now):
+                raise _mailbox_paused_error(context, now)  # retried when the pause ends; no provider call
             held = (
                 None
                 if status is ExecutionStatus.SENDING
@@ -223,6 +239,14 @@ class SendActivities:
             return self._closed_gate(context, now)
         return None
 
+    def _wait_for_mailbox(self, db: Statements, context: SendContext, now: datetime) -> SendResult:
+        """The mailbox is paused (R12): the row waits for the first window slot after the
+        pause, without claiming quota or counting an attempt."""
+        assert context.sender.paused_until is not None
+        resumes = _next_window(context, context.sender.paused_until)
+        reschedule(db, context.execution.id, resumes, now)
+        return SendResult(outcome=SendOutcome.DEFERRED, detail=f"mailbox paused until {resumes.isoformat()}")
+
     def _closed_gate(self, context: SendContext, now: datetime) -> SendResult:
         """Why the gate refused, and what happens to the row."""
         with unit_of_work(self.sessions) as session:
@@ -260,7 +284,28 @@ class SendActivities:
         reason = f"contact {context.contact.id}, execution {context.execution.id}: {error}"
         if error.kind is FailureKind.PERMANENT:
             raise ApplicationError(reason, error.code, type="ProviderPermanent", non_retryable=True) from None
-        raise ApplicationError(reason, error.code, type="ProviderTransient") from None
+        retry_in: timedelta | None = None
+        if error.kind is FailureKind.THROTTLED:
+            paused_until = self._note_throttling(context, error, now)
+            retry_in = paused_until - now + PAUSE_MARGIN if paused_until else None
+        raise ApplicationError(reason, error.code, type="ProviderTransient", next_retry_delay=retry_in) from None
+
+    def _note_throttling(self, context: SendContext, error: ProviderError, now: datetime) -> datetime | None:
+        """Count the rate limit or 5xx against the mailbox; when it is paused, say until when."""
+        with unit_of_work(self.sessions) as session:
+            throttling = note_throttling(session, context.sender.id, now, self.mailbox_pause)
+        if throttling.newly_paused:
+            self.observer.mailbox_paused(context.step.channel)
+            activity.logger.warning(
+                "sender %s paused until %s: %s rate limits or provider errors within %s s (last: %s)",
+                context.sender.id,
+                throttling.paused_until,
+                self.mailbox_pause.after_failures,
+                self.mailbox_pause.within_seconds,
+                error.code or error.kind.value,
+                extra={"sender_id": context.sender.id, "channel": context.step.channel},
+            )
+        return throttling.paused_until
 
     def _record_sent(self, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
         with single_statements(self.engine) as db:
@@ -270,6 +315,23 @@ class SendActivities:
 
 def _mark_receipt(db: Statements, execution_id: int, receipt: SentReceipt, now: datetime) -> None:
     mark_sent(db, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id, receipt.rfc_message_id)
+
+
+def _paused(context: SendContext, now: datetime) -> bool:
+    return context.sender.paused_until is not None and context.sender.paused_until > now
+
+
+def _mailbox_paused_error(context: SendContext, now: datetime) -> ApplicationError:
+    """A retry of a row already SENDING that meets a pause another send started: it waits
+    (one attempt spent) and then asks the provider whether the message went out (R3)."""
+    assert context.sender.paused_until is not None
+    return ApplicationError(
+        f"contact {context.contact.id}, execution {context.execution.id}: sender {context.sender.id} is paused"
+        f" until {context.sender.paused_until.isoformat()} after repeated rate limits or provider errors",
+        "mailbox_paused",
+        type="ProviderTransient",
+        next_retry_delay=context.sender.paused_until - now + PAUSE_MARGIN,
+    )
 
 
 def _next_window(context: SendContext, moment: datetime) -> datetime:

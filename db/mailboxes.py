@@ -7,15 +7,16 @@ the sends that meet it: the quota claim refuses a disabled sender, so its contac
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, cast
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
 from db.models import DEFAULT_WORKSPACE_ID, Sender
 from domain.addresses import normalise_sender_address
+from runtime.settings import MailboxPauseSettings
 from schemas.campaign_file import validate_timezone
 from schemas.enums import Channel
 
@@ -76,6 +77,44 @@ def disable_sender(session: Session, sender_id: int, reason: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(cast(Any, result).rowcount)
+
+
+class Throttling(NamedTuple):
+    paused_until: datetime | None  # set while the mailbox is paused
+    newly_paused: bool  # this failure was the one that paused it
+
+
+def note_throttling(session: Session, sender_id: int, now: datetime, policy: MailboxPauseSettings) -> Throttling:
+    """Count one rate limit or provider 5xx against a mailbox (R12). The failure that makes
+    `after_failures` within `within_seconds` pauses the mailbox for `pause_seconds`, so its
+    sends wait for the provider instead of each retrying into it. The count is a window,
+    not a streak: successes in between do not reset it, so a send pays nothing for this."""
+    window_start = now - timedelta(seconds=policy.within_seconds)
+    fresh = or_(Sender.throttled_since.is_(None), Sender.throttled_since < window_start)
+    session.execute(
+        update(Sender)
+        .where(Sender.id == sender_id)
+        .values(
+            throttled_count=case((fresh, 1), else_=Sender.throttled_count + 1),
+            throttled_since=case((fresh, now), else_=Sender.throttled_since),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    count, paused_until = session.execute(
+        select(Sender.throttled_count, Sender.paused_until).where(Sender.id == sender_id)
+    ).one()
+    if paused_until is not None and paused_until > now:
+        return Throttling(paused_until, newly_paused=False)
+    if count < policy.after_failures:
+        return Throttling(None, newly_paused=False)
+    until = now + timedelta(seconds=policy.pause_seconds)
+    session.execute(
+        update(Sender)
+        .where(Sender.id == sender_id)
+        .values(paused_until=until, throttled_count=0, throttled_since=None)
+        .execution_options(synchronize_session=False)
+    )
+    return Throttling(until, newly_paused=True)
 
 
 def exhaust_quota(session: Session, sender_id: int, day: date) -> None:

@@ -110,7 +110,11 @@ class Sender(Base):
     quota_day: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(String(500))
+    # Rate limits and provider 5xx counted in a short window; enough of them set
+    # `paused_until` and the mailbox sends nothing until then (R12, db/mailboxes.py).
     paused_until: Mapped[datetime | None]
+    throttled_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    throttled_since: Mapped[datetime | None]
     credentials_encrypted: Mapped[str | None] = mapped_column(Text)  # Fernet token, never logged
     # Warmup ramp: while set, the daily warmup cron recomputes `daily_limit` from the ramp and
     # the days since `warmup_began_on` (a late or repeated run gives the same limit, R6).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import dialect_insert, insert_many
@@ -195,36 +195,31 @@ def _capacities(session: Session, campaign_id: int) -> dict[int, SenderCapacity]
 
 
 def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
-    """Enrolled contacts without a row for this step whose previous step is terminal.
-
-    A later step is looked up from the previous step's rows, so the database walks one
-    index of (step, contact) pairs instead of joining every enrollment on every replan
-    (three times cheaper at 100,000 contacts; NOTES, session 5)."""
+    """Enrolled contacts without a row for this step whose previous step is terminal."""
+    current = aliased(StepExecution)
+    prior = aliased(StepExecution)
     address = Contact.email if channel is Channel.EMAIL else Contact.phone
     sender_column = getattr(Enrollment, f"{channel.value}_sender_id")
-    columns: list[Any] = [sender_column, address.is_not(None), Contact.timezone]
-    if previous is None:
-        contact_key: Any = Enrollment.contact_id
-        query = select(contact_key, *columns, Contact.stopped_reason).select_from(Enrollment)
-    else:
-        prior = aliased(StepExecution)
-        contact_key = prior.contact_id
-        done_at = func.coalesce(prior.sent_at, prior.updated_at)
-        query = (
-            select(contact_key, *columns, prior.status, done_at, Contact.stopped_reason)
-            .select_from(prior)
-            .join(Enrollment, and_(Enrollment.campaign_id == step.campaign_id, Enrollment.contact_id == contact_key))
-            .where(prior.step_id == previous.id, prior.status.in_(_TERMINAL))
+    columns: list[Any] = [Contact.id, sender_column, address.is_not(None), Contact.timezone]
+    if previous is not None:
+        columns += [prior.status, func.coalesce(prior.sent_at, prior.updated_at)]
+    query = (
+        select(*columns, Contact.stopped_reason)
+        .select_from(Enrollment)
+        .join(Contact, Contact.id == Enrollment.contact_id)
+        .outerjoin(current, and_(current.step_id == step.id, current.contact_id == Enrollment.contact_id))
+        .where(Enrollment.campaign_id == step.campaign_id, current.id.is_(None))
+    )
+    if previous is not None:
+        query = query.join(prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)).where(
+            prior.status.in_(_TERMINAL)
         )
-    current = aliased(StepExecution)
-    planned = exists().where(current.step_id == step.id, current.contact_id == contact_key)
-    query = query.join(Contact, Contact.id == contact_key).where(Enrollment.campaign_id == step.campaign_id, ~planned)
     last = 0
     while True:
-        rows = session.execute(query.where(contact_key > last).order_by(contact_key).limit(PAGE)).all()
+        rows = session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(PAGE)).all()
         if rows:
             yield [_candidate(tuple(row), previous is not None) for row in rows]
-        if len(rows) < PAGE:
+        if len(rows) < PAGE:  # the last page: asking again would scan every enrollment again
             return
         last = rows[-1][0]
 

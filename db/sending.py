@@ -73,6 +73,7 @@ class SenderView:
     address: str
     provider: str
     timezone: str
+    paused_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,10 @@ class SentReceipt:
 
 
 class FailureKind(StrEnum):
-    RETRYABLE = "retryable"  # rate limits, 5xx, network: retry with backoff
+    RETRYABLE = "retryable"  # network, timeouts: retry with backoff
+    # Rate limits and the provider's own 5xx: retried like RETRYABLE, and because they are
+    # about the mailbox rather than the recipient, repeated ones pause the mailbox (R12).
+    THROTTLED = "throttled"
     PERMANENT = "permanent"  # invalid recipient and the like: never retry
     QUOTA_EXHAUSTED = "quota_exhausted"  # the mailbox's daily limit: defer to its next window
     AUTH_REVOKED = "auth_revoked"  # the sender account can no longer send

@@ -167,7 +167,9 @@ def _classify_http(error: HttpError) -> ProviderError:
         return ProviderError(FailureKind.QUOTA_EXHAUSTED, message, "dailyLimitExceeded")
     if status == 401 or _ACCOUNT_REASONS.intersection(reasons):
         return ProviderError(FailureKind.AUTH_REVOKED, message, reason)
-    if status in (408, 429) or status >= 500 or _RATE_REASONS.intersection(reasons):
+    if status == 429 or status >= 500 or _RATE_REASONS.intersection(reasons):
+        return ProviderError(FailureKind.THROTTLED, message, reason)
+    if status == 408:
         return ProviderError(FailureKind.RETRYABLE, message, reason)
     return ProviderError(FailureKind.PERMANENT, message, reason)
 

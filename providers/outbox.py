@@ -56,7 +56,7 @@ class OutboxProvider:
         if self.faults.quota_exhausted:
             raise ProviderError(FailureKind.QUOTA_EXHAUSTED, "outbox fault: daily sending limit reached", "quota")
         if attempt <= self.faults.transient_failures:
-            raise ProviderError(FailureKind.RETRYABLE, f"outbox fault: 503 on attempt {attempt}", "503")
+            raise ProviderError(FailureKind.THROTTLED, f"outbox fault: 503 on attempt {attempt}", "503")
 
     def _count_attempt(self, message: OutgoingMessage) -> int:
         """Attempts per message, kept on disk so they survive worker restarts."""

@@ -47,18 +47,19 @@ SDK_ERRORS: tuple[type[Exception], ...] = (TwilioException, RequestException, Va
 
 _PERMANENT = FailureKind.PERMANENT
 _RETRYABLE = FailureKind.RETRYABLE
+_THROTTLED = FailureKind.THROTTLED
 _AUTH = FailureKind.AUTH_REVOKED
 
 TWILIO_ERROR_CODES: dict[int, tuple[FailureKind, str]] = {
     20003: (_AUTH, "authentication failed: the account SID or auth token is wrong or revoked"),
     20005: (_AUTH, "the Twilio account is not active"),
     30002: (_AUTH, "the Twilio account is suspended"),
-    20429: (_RETRYABLE, "too many requests"),
-    20500: (_RETRYABLE, "Twilio internal error"),
-    20503: (_RETRYABLE, "Twilio service unavailable"),
-    14107: (_RETRYABLE, "the sender's SMS rate limit was exceeded"),
-    21611: (_RETRYABLE, "the sender's queue of outgoing messages is full"),
-    30001: (_RETRYABLE, "Twilio's message queue overflowed"),
+    20429: (_THROTTLED, "too many requests"),
+    20500: (_THROTTLED, "Twilio internal error"),
+    20503: (_THROTTLED, "Twilio service unavailable"),
+    14107: (_THROTTLED, "the sender's SMS rate limit was exceeded"),
+    21611: (_THROTTLED, "the sender's queue of outgoing messages is full"),
+    30001: (_THROTTLED, "Twilio's message queue overflowed"),
     63038: (FailureKind.QUOTA_EXHAUSTED, "the account's daily message limit was reached"),
     20404: (_PERMANENT, "the Twilio resource does not exist"),
     21205: (_PERMANENT, "the voice URL is not a valid public URL"),
@@ -118,7 +119,9 @@ def _classify_response(status: int | None, code: int | None) -> ProviderError:
         kind, description = TWILIO_ERROR_CODES[code]
         return ProviderError(kind, f"twilio {code} ({http}): {description}", str(code))
     label = str(code) if code is not None else f"http_{status}"
-    if status is None or status == 429 or status == 408 or status >= 500:
+    if status is not None and (status == 429 or status >= 500):
+        return ProviderError(_THROTTLED, f"twilio {label} ({http}): temporary failure", label)
+    if status is None or status == 408:
         return ProviderError(_RETRYABLE, f"twilio {label} ({http}): temporary failure", label)
     if status == 401:
         return ProviderError(_AUTH, f"twilio {label} ({http}): the credentials were rejected", label)

@@ -21,6 +21,7 @@ SENDS = "outbound_sends_total"
 DEFERRALS = "outbound_deferrals_total"
 DEAD_LETTERS = "outbound_dead_letters_total"
 SYNC_LAG = "outbound_mailbox_sync_lag_seconds"
+MAILBOX_PAUSES = "outbound_mailbox_pauses_total"
 
 
 def metrics_runtime(bind_address: str | None) -> Runtime | None:
@@ -46,6 +47,7 @@ class OutboundMetrics:
         self._sends = meter.create_counter(SENDS, "Send attempts that reached an outcome, by channel.")
         self._deferrals = meter.create_counter(DEFERRALS, "Sends moved to the sender's next window (quota, grant).")
         self._dead_letters = meter.create_counter(DEAD_LETTERS, "Executions that failed for good (dead letter).")
+        self._pauses = meter.create_counter(MAILBOX_PAUSES, "Mailboxes paused after repeated rate limits or 5xx.")
         self._lag = meter.create_gauge_float(SYNC_LAG, "Seconds since a mailbox's inbound sync last succeeded.", "s")
         self._labelled: dict[tuple[str, ...], MetricCounter] = {}
         self._gauges: dict[int, MetricGaugeFloat] = {}
@@ -64,6 +66,9 @@ class OutboundMetrics:
 
     def dead_letter(self, channel: str) -> None:
         self._one(self._dead_letters, "dead_letter", channel)
+
+    def mailbox_paused(self, channel: str) -> None:
+        self._one(self._pauses, "mailbox_paused", channel)
 
     def mailbox_sync_lag(self, mailbox_id: int, seconds: float) -> None:
         gauge = self._gauges.get(mailbox_id)

@@ -58,6 +58,19 @@ class RetentionSettings(BaseModel):
     )
 
 
+class MailboxPauseSettings(BaseModel):
+    """When a mailbox (any sender account) is paused instead of retried contact by contact:
+    `after_failures` rate limits or provider 5xx within `within_seconds` pause it for
+    `pause_seconds` (`OUTBOUND_MAILBOX_PAUSE__PAUSE_SECONDS=600`). Sends meeting the pause
+    wait for its end; the other mailboxes go on (DESIGN R12)."""
+
+    model_config = {"extra": "forbid"}
+
+    after_failures: int = Field(5, ge=1, description="Rate limits or 5xx that pause a mailbox...")
+    within_seconds: int = Field(60, ge=1, description="...when they happen within this many seconds.")
+    pause_seconds: int = Field(300, ge=1, description="How long the mailbox then sends nothing.")
+
+
 class QueueLimits(BaseModel):
     """Overrides for one task queue, named without the prefix, e.g.
     `OUTBOUND_QUEUE_LIMITS__SMS__MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND=1` (a Twilio
@@ -114,6 +127,7 @@ class Settings(BaseSettings):
     gmail: GmailSettings = Field(default_factory=GmailSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    mailbox_pause: MailboxPauseSettings = Field(default_factory=MailboxPauseSettings)
 
     def worker_limits(self, kind: QueueKind) -> dict[str, Any]:
         """`Worker` options for one queue: its override, else the defaults. The campaigns

@@ -255,9 +255,16 @@ def senders_list() -> None:
         sent_today = sender.sends_today if sender.quota_day == datetime.now(ZoneInfo(sender.timezone)).date() else 0
         table.add_row(
             *_cells(sender.id, sender.channel, sender.address, sender.provider, sender.daily_limit),
-            *_cells(sent_today, sender.timezone, sender.status, _warmup(sender)),
+            *_cells(sent_today, sender.timezone, _status(sender), _warmup(sender)),
         )
     ctx.console.print(table)
+
+
+def _status(sender: Sender) -> str:
+    """The sender's status, with a pause after repeated rate limits or 5xx while it lasts."""
+    if sender.paused_until is not None and sender.paused_until > datetime.now(UTC):
+        return f"{sender.status}, paused until {sender.paused_until:%Y-%m-%d %H:%M} UTC"
+    return sender.status
 
 
 def _warmup(sender: Sender) -> str:

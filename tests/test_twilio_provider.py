@@ -153,7 +153,7 @@ def test_a_lost_sms_response_is_found_instead_of_sent_again(fake: TwilioFake, ho
         provider.send(sms())
     found = provider.find_sent(sms())
 
-    assert raised.value.kind is FailureKind.RETRYABLE
+    assert raised.value.kind in (FailureKind.RETRYABLE, FailureKind.THROTTLED)  # retried either way
     [created] = fake.messages
     assert created.resource["status"] == "queued"
     assert created.resource["date_sent"] is None
@@ -309,11 +309,12 @@ TWILIO_TEXT = f"The 'To' number {CONTACT} is not valid. Body: {BODY}"
         (400, 21659, FailureKind.PERMANENT),
         (400, 21215, FailureKind.PERMANENT),  # geo permissions
         (401, 20003, FailureKind.AUTH_REVOKED),
-        (429, 20429, FailureKind.RETRYABLE),
-        (429, None, FailureKind.RETRYABLE),
-        (400, 30001, FailureKind.RETRYABLE),  # queue overflow
-        (500, 20500, FailureKind.RETRYABLE),
-        (503, None, FailureKind.RETRYABLE),
+        (429, 20429, FailureKind.THROTTLED),
+        (429, None, FailureKind.THROTTLED),
+        (400, 30001, FailureKind.THROTTLED),  # queue overflow
+        (500, 20500, FailureKind.THROTTLED),
+        (503, None, FailureKind.THROTTLED),
+        (408, None, FailureKind.RETRYABLE),  # a timeout says nothing about the sender
         (400, 29999, FailureKind.PERMANENT),  # unknown 4xx
     ],
 )
@@ -355,11 +356,11 @@ def test_voicemail_errors_use_the_same_classification(fake: TwilioFake) -> None:
     [
         (TwilioRestException(400, f"/Messages.json?To={CONTACT}", TWILIO_TEXT, 21211), FailureKind.PERMANENT, "21211"),
         (TwilioRestException(400, "/x", TWILIO_TEXT, 21610), FailureKind.PERMANENT, "21610"),
-        (TwilioRestException(502, "/x", TWILIO_TEXT, 502), FailureKind.RETRYABLE, "http_502"),  # code echoes status
+        (TwilioRestException(502, "/x", TWILIO_TEXT, 502), FailureKind.THROTTLED, "http_502"),  # code echoes status
         (TwilioRestException(401, "/x", TWILIO_TEXT, 401), FailureKind.AUTH_REVOKED, "http_401"),
         (TwilioRestException(403, "/x", TWILIO_TEXT, 20008), FailureKind.PERMANENT, "20008"),
         (TwilioRestException(400, "/x", TWILIO_TEXT, 63038), FailureKind.QUOTA_EXHAUSTED, "63038"),
-        (TwilioServiceException("about:blank", TWILIO_TEXT, 429, 20429, TWILIO_TEXT), FailureKind.RETRYABLE, "20429"),
+        (TwilioServiceException("about:blank", TWILIO_TEXT, 429, 20429, TWILIO_TEXT), FailureKind.THROTTLED, "20429"),
         (requests.ConnectionError(TWILIO_TEXT), FailureKind.RETRYABLE, "network"),
         (requests.ReadTimeout(TWILIO_TEXT), FailureKind.RETRYABLE, "network"),
         (TwilioException("Unable to fetch page", TWILIO_TEXT), FailureKind.RETRYABLE, "network"),

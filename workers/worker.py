@@ -142,6 +142,7 @@ def build_workers(
         providers or default_providers(settings, sessions),
         MessageLinks.from_settings(settings),
         SendObserver(metrics),
+        settings.mailbox_pause,
     )
     worker_options.setdefault("graceful_shutdown_timeout", timedelta(seconds=settings.graceful_shutdown_seconds))
     workers = []
