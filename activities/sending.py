@@ -102,9 +102,9 @@ class SendActivities:
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
             message = self._compose(db, context, now)
-            if _paused(context, now) and status is not ExecutionStatus.SENDING:
-                return self._wait_for_mailbox(db, context, now)
             if _paused(context, now):
+                if status is not ExecutionStatus.SENDING:
+                    return self._wait_for_mailbox(db, context, now)
                 raise _mailbox_paused_error(context, now)  # retried when the pause ends; no provider call
             held = (
                 None
@@ -287,7 +287,7 @@ class SendActivities:
         retry_in: timedelta | None = None
         if error.kind is FailureKind.THROTTLED:
             paused_until = self._note_throttling(context, error, now)
-            retry_in = paused_until - now + PAUSE_MARGIN if paused_until else None
+            retry_in = _after_pause(paused_until, now) if paused_until else None
         raise ApplicationError(reason, error.code, type="ProviderTransient", next_retry_delay=retry_in) from None
 
     def _note_throttling(self, context: SendContext, error: ProviderError, now: datetime) -> datetime | None:
@@ -330,8 +330,13 @@ def _mailbox_paused_error(context: SendContext, now: datetime) -> ApplicationErr
         f" until {context.sender.paused_until.isoformat()} after repeated rate limits or provider errors",
         "mailbox_paused",
         type="ProviderTransient",
-        next_retry_delay=context.sender.paused_until - now + PAUSE_MARGIN,
+        next_retry_delay=_after_pause(context.sender.paused_until, now),
     )
+
+
+def _after_pause(paused_until: datetime, now: datetime) -> timedelta:
+    """The retry delay that lands just past the end of a pause."""
+    return paused_until - now + PAUSE_MARGIN
 
 
 def _next_window(context: SendContext, moment: datetime) -> datetime:
