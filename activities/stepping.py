@@ -28,7 +28,7 @@ class StepActivities:
     @activity.defn
     def plan_step(self, request: PlanStepInput) -> PlanStepResult:
         with unit_of_work(self.sessions) as session:
-            return plan_step(session, request.step_id, request.now)
+            return plan_step(session, request.step_id, request.now, request.since)
 
     @activity.defn
     def fetch_due(self, request: FetchDueInput) -> FetchDueResult:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import Select, and_, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import dialect_insert, insert_many
@@ -23,6 +23,7 @@ from domain.slotting import SenderCapacity, Slotter
 from schemas.activity_io import FetchDueResult, PlanStepResult
 from schemas.campaign_file import CampaignFile
 from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, Channel, ExecutionStatus, SkipReason
+from schemas.workflow_io import PlanCursor
 
 PAGE = 5000
 # A bulk page changes the table's statistics enough to mislead the planner; the small
@@ -83,13 +84,19 @@ def _booked(session: Session, sender_id: int, start: datetime, end: datetime) ->
     )
 
 
-def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
+def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor | None = None) -> PlanStepResult:
     """Create the rows of every contact now eligible for this step; skip with a reason
-    those who cannot receive it. Safe to repeat: the (step, contact) key is unique."""
+    those who cannot receive it. Safe to repeat: the (step, contact) key is unique.
+
+    With `since`, only the previous step's rows that changed after that cursor are read
+    (a few seconds of sends instead of every enrollment); without it, or once the previous
+    step has finished, every enrollment is."""
     step, previous, campaign, spec = step_context(session, step_id)
     # Read "previous finished" before looking for candidates: if it was, every row of the
     # previous step is terminal and this pass plans all that remain.
     previous_finished = previous is None or previous.finished_at is not None
+    # The next pass's cursor is read before this pass looks for candidates, too.
+    cursor = None if previous is None or previous_finished else previous_step_cursor(session, previous.id, now)
     channel = Channel(step.channel)
     slotter = make_slotter(session, spec, channel)
     senders = _capacities(session, campaign.id)
@@ -97,7 +104,11 @@ def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
     campaign_tz = zone(campaign.timezone)
     gap = Span(step.wait_days + (step.day - previous.day if previous else 0), step.wait_seconds)
     planned = skipped = 0
-    for page in _candidates(session, step, previous, channel):
+    if since is not None and previous is not None and not previous_finished:
+        pages = _changed_candidates(session, step, previous, channel, since)
+    else:
+        pages = _candidates(session, step, previous, channel)
+    for page in pages:
         rows = []
         for candidate in page:
             row = _plan_row(step, candidate, senders, slotter, pauses, campaign_tz, gap, now)
@@ -111,7 +122,12 @@ def plan_step(session: Session, step_id: int, now: datetime) -> PlanStepResult:
             refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
-        planned=planned, skipped=skipped, previous_finished=previous_finished, open_rows=open_rows, next_due=next_due
+        planned=planned,
+        skipped=skipped,
+        previous_finished=previous_finished,
+        open_rows=open_rows,
+        next_due=next_due,
+        cursor=cursor,
     )
 
 
@@ -194,8 +210,9 @@ def _capacities(session: Session, campaign_id: int) -> dict[int, SenderCapacity]
     return {sender: SenderCapacity(sender, limit, zone(tz)) for sender, limit, tz in rows}
 
 
-def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
-    """Enrolled contacts without a row for this step whose previous step is terminal."""
+def _candidate_query(step: Step, previous: Step | None, channel: Channel) -> tuple[Select[Any], Any]:
+    """Enrolled contacts without a row for this step whose previous step is terminal; also
+    the previous step's rows (an alias), for the caller to narrow."""
     current = aliased(StepExecution)
     prior = aliased(StepExecution)
     address = Contact.email if channel is Channel.EMAIL else Contact.phone
@@ -214,6 +231,12 @@ def _candidates(session: Session, step: Step, previous: Step | None, channel: Ch
         query = query.join(prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)).where(
             prior.status.in_(_TERMINAL)
         )
+    return query, prior
+
+
+def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
+    """Every candidate, a page at a time in contact order."""
+    query, _prior = _candidate_query(step, previous, channel)
     last = 0
     while True:
         rows = session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(PAGE)).all()
@@ -222,6 +245,49 @@ def _candidates(session: Session, step: Step, previous: Step | None, channel: Ch
         if len(rows) < PAGE:  # the last page: asking again would scan every enrollment again
             return
         last = rows[-1][0]
+
+
+def previous_step_cursor(session: Session, previous_step_id: int, now: datetime) -> PlanCursor:
+    """Where the next pass starts: the earliest slot of the previous step's open rows (never
+    after `now`) and its highest row id, both read before this pass's candidates.
+
+    Why nothing is missed: a row the next pass has not seen terminal was, when this was
+    read, either open, so slotted at or after `scheduled_from` (rows only ever move later:
+    deferrals, holds and resumes re-slot from their own later time), or not yet there, so
+    its id is above `after_id` (the previous step's planner is the only one adding its
+    rows). Any row terminal already then is found by this pass. The step workflow still
+    reads every enrollment now and then and once the previous step has finished."""
+    earliest = [
+        session.scalar(
+            select(func.min(StepExecution.scheduled_for)).where(
+                StepExecution.step_id == previous_step_id, StepExecution.status == status
+            )
+        )
+        for status in _OPEN  # one index lookup per status; with IN the minimum is a scan
+    ]
+    highest = session.scalar(
+        select(StepExecution.id)
+        .where(StepExecution.step_id == previous_step_id)
+        .order_by(StepExecution.id.desc())
+        .limit(1)
+    )
+    return PlanCursor(scheduled_from=min([now, *(e for e in earliest if e is not None)]), after_id=highest or 0)
+
+
+def _changed_candidates(
+    session: Session, step: Step, previous: Step, channel: Channel, since: PlanCursor
+) -> Iterator[list[Candidate]]:
+    """The candidates among the previous step's rows that changed after `since`: two
+    narrow queries (each off an index: slots from the due index, new rows off the key)
+    rather than one with OR, merged in contact order."""
+    query, prior = _candidate_query(step, previous, channel)
+    found: dict[int, Candidate] = {}
+    for changed in (prior.scheduled_for >= since.scheduled_from, prior.id > since.after_id):
+        for row in session.execute(query.where(changed)).all():
+            found[row[0]] = _candidate(tuple(row), True)
+    ordered = [found[contact_id] for contact_id in sorted(found)]
+    for start in range(0, len(ordered), PAGE):
+        yield ordered[start : start + PAGE]
 
 
 def _candidate(row: tuple[Any, ...], has_previous: bool) -> Candidate:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from schemas.enums import CampaignStatus, SendOutcome, SkipReason
-from schemas.workflow_io import StepPlan
+from schemas.workflow_io import PlanCursor, StepPlan
 
 
 class PrepareCampaignInput(BaseModel):
@@ -58,6 +58,7 @@ class StopContactInput(BaseModel):
 class PlanStepInput(BaseModel):
     step_id: int
     now: datetime
+    since: PlanCursor | None = Field(None, description="plan only from here; None reads every enrollment")
 
 
 class PlanStepResult(BaseModel):
@@ -66,6 +67,9 @@ class PlanStepResult(BaseModel):
     previous_finished: bool
     open_rows: int  # counted up to db.planning.OPEN_COUNT_CAP: the workflow asks "any left?"
     next_due: datetime | None
+    # For the next pass while the previous step still sends; None once it has finished
+    # (and in older histories).
+    cursor: PlanCursor | None = None
 
 
 class FetchDueInput(BaseModel):

@@ -19,6 +19,9 @@ class Tuning(BaseModel):
     send_window: int = Field(200, ge=1, le=1000)
     history_threshold: int = Field(3000, ge=50, le=10_000)
     replan_interval_seconds: int = Field(300, ge=1)
+    # Replans in between read only what changed in the previous step (PlanCursor); this
+    # often one reads every enrollment again, a backstop that costs one scan.
+    full_plan_interval_seconds: int = Field(600, ge=1)
     lease_seconds: int = Field(3600, ge=60)
     send_timeout_seconds: int = Field(60, ge=1)
     retry_initial_seconds: float = 2.0
@@ -94,6 +97,15 @@ class StepCounters(BaseModel):
     failed: int = 0
 
 
+class PlanCursor(BaseModel):
+    """Where the next planning pass of a later step may start instead of reading every
+    enrollment: the previous step's rows that were still open, or did not exist yet, when
+    this pass began (db.planning explains why nothing is missed)."""
+
+    scheduled_from: datetime = Field(description="earliest slot of the previous step's open rows, or the pass time")
+    after_id: int = Field(description="the previous step's highest execution id when the pass began")
+
+
 class StepInput(BaseModel):
     campaign_id: int
     step_id: int
@@ -108,3 +120,5 @@ class StepInput(BaseModel):
     counters: StepCounters = Field(default_factory=StepCounters)
     run: int = 1
     start_label: str | None = Field(None, description="`start_at` in the campaign's time zone, for the Web UI.")
+    plan_cursor: PlanCursor | None = Field(None, description="where the next incremental planning pass starts")
+    last_full_plan: datetime | None = Field(None, description="when a planning pass last read every enrollment")

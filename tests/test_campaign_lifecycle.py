@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import select
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from db.models import Step, StepExecution
 from runtime.names import step_workflow_id
 from schemas.enums import CampaignStatus
 from schemas.signals import CANCEL, CONTACT_REPLIED, CancelSignal, ContactRepliedSignal
@@ -90,3 +95,50 @@ async def test_step_histories_stay_bounded_by_continue_as_new(outbound: Outbound
     started = history.events[0].workflow_execution_started_event_attributes
     assert started.continued_execution_run_id, "the step workflow should have continued as new"
     assert len(history.events) < 60 + 5 * 8
+
+
+def rows_by_position(outbound: Outbound, campaign_id: int, position: int) -> dict[int, StepExecution]:
+    with outbound.sessions() as session:
+        query = (
+            select(StepExecution)
+            .join(Step, Step.id == StepExecution.step_id)
+            .where(Step.campaign_id == campaign_id, Step.position == position)
+        )
+        return {row.contact_id: row for row in session.scalars(query)}
+
+
+async def every_run(client: Client, handle: WorkflowHandle[Any, Any]) -> list[WorkflowHistory]:
+    """The histories of every run of a workflow, first run first (following continue-as-new back)."""
+    histories = [await handle.fetch_history()]
+    while previous := histories[0].events[0].workflow_execution_started_event_attributes.continued_execution_run_id:
+        earlier = client.get_workflow_handle(handle.id, run_id=previous)
+        histories.insert(0, await earlier.fetch_history())
+    return histories
+
+
+def plan_inputs(history: WorkflowHistory) -> list[dict[str, Any]]:
+    scheduled = (event.activity_task_scheduled_event_attributes for event in history.events)
+    return [json.loads(a.input.payloads[0].data) for a in scheduled if a.activity_type.name == "plan_step"]
+
+
+async def test_a_step_that_overlaps_the_previous_one_replans_from_its_cursor_across_runs(outbound: Outbound) -> None:
+    """SMS right after each email: the SMS step replans every few seconds while the emails
+    go out a minute apart, each replan reading only what changed since the last one, and
+    the cursor survives continue-as-new."""
+    sms_at_once = {"channel": "sms", "body": "Hi {{ first_name }}", "wait": "0s"}
+    spec = campaign_spec([EMAIL_STEP, sms_at_once], send_gap="1m")
+    campaign = seed(outbound.sessions, spec, {"A": people("a", 6)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign, tuning=Tuning(history_threshold=60, send_window=5))
+        await handle.result()
+        runs = await every_run(outbound.client, outbound.step_handle(campaign, 2))
+
+    assert outbound.counts(campaign) == {(1, "SENT"): 6, (2, "SENT"): 6}
+    emails, sms = rows_by_position(outbound, campaign, 1), rows_by_position(outbound, campaign, 2)
+    assert all(sms[contact].scheduled_for >= emails[contact].sent_at for contact in sms), "each SMS after its email"
+    plans = [plan_inputs(history) for history in runs]
+    assert len(plans) > 1, "the SMS step should have continued as new"
+    assert plans[0][0]["since"] is None, "the first pass reads every enrollment"
+    assert all(run[0]["since"] is not None for run in plans[1:] if run), "a continued run keeps the cursor"
+    replans = [plan["since"] is not None for run in plans for plan in run]
+    assert replans.count(True) >= 3, "replans read only what changed"

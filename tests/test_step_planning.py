@@ -1,16 +1,18 @@
 """Planning a step and handing out its due rows, on SQLite and PostgreSQL.
 
 A later step is planned from the previous step's terminal rows, each contact once, page
-after page; due rows leave in slot order with expired leases among them; the workflow's
-"anything left open?" is answered without counting a whole large step.
+after page, and replanned from a cursor without missing anyone; due rows leave in slot
+order with expired leases among them; the workflow's "anything left open?" is answered
+without counting a whole large step.
 """
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 import db.planning as planning
 from activities.campaign import CampaignActivities
@@ -106,3 +108,86 @@ def test_open_rows_are_counted_only_as_far_as_the_workflow_needs(db: Database, m
     set_rows(db, [r.id for r in rows(db, email)], status="SENT", sent_at=NOW)
     with unit_of_work(db.sessions) as session:
         assert fetch_due(session, email, NOW, limit=0, lease_seconds=60, exclude=[]).open_rows == 0
+
+
+IMMEDIATE_SMS = {"channel": "sms", "body": "Hi {{ first_name }}", "wait": "0s"}
+IMMEDIATE_VOICEMAIL = {"channel": "voicemail", "say": "Hi {{ first_name }}", "wait": "0s"}
+
+
+class Replanner:
+    """Plans one step the way its workflow does: each pass starts from the last one's cursor."""
+
+    def __init__(self, db: Database, step_id: int) -> None:
+        self.db, self.step_id, self.cursor = db, step_id, None
+
+    def pass_(self, now: datetime) -> tuple[int, int]:
+        with unit_of_work(self.db.sessions) as session:
+            result = plan_step(session, self.step_id, now, self.cursor)
+        self.cursor = result.cursor
+        return result.planned, result.skipped
+
+
+def test_a_replan_from_the_cursor_finds_everyone_a_full_pass_would(db: Database) -> None:
+    """Rows of the previous step turn terminal in every way, move later, and appear after
+    the cursor was taken (its own planner still running, slots already due); after every
+    incremental pass a full one finds nobody left."""
+    randomly = random.Random(7)
+    email, sms, voicemail = launched(db, 40, [EMAIL_STEP, IMMEDIATE_SMS, IMMEDIATE_VOICEMAIL])
+    plan(db, email)
+    second, third = Replanner(db, sms), Replanner(db, voicemail)
+    for round_ in range(8):
+        now = NOW + timedelta(minutes=10 * (round_ + 1))
+        for step_id in (email, sms):
+            open_rows = [r for r in rows(db, step_id) if r.status == "SCHEDULED"]
+            for row in randomly.sample(open_rows, min(len(open_rows), 4)):
+                change = randomly.choice(["sent", "sent", "skipped", "failed", "cancelled", "later"])
+                done = now - timedelta(minutes=randomly.randint(1, 9))
+                if change == "later":
+                    set_rows(db, [row.id], scheduled_for=now + timedelta(minutes=randomly.randint(1, 30)))
+                else:
+                    set_rows(
+                        db, [row.id], status=change.upper(), sent_at=done if change == "sent" else None, updated_at=done
+                    )
+        third.pass_(now)  # before the SMS planner adds rows: those come after its cursor
+        second.pass_(now)
+        for step_id in (sms, voicemail):
+            assert plan(db, step_id, now) == (0, 0), f"round {round_}: a full pass found someone the replan missed"
+    assert rows(db, voicemail), "the third step was planned at all"
+
+
+def test_a_replan_from_the_cursor_reads_only_what_changed_since(db: Database) -> None:
+    email, sms = launched(db, 4, [EMAIL_STEP, IMMEDIATE_SMS])
+    plan(db, email)
+    first = rows(db, email)
+    sent_slot = NOW - timedelta(hours=1)  # before every open slot, so behind the cursor
+    set_rows(db, [first[0].id], status="SENT", scheduled_for=sent_slot, sent_at=NOW, updated_at=NOW)
+    replanner = Replanner(db, sms)
+    assert replanner.pass_(NOW + timedelta(minutes=1)) == (1, 0)
+    with unit_of_work(db.sessions) as session:  # the contact's SMS row disappears behind the cursor
+        session.execute(delete(StepExecution).where(StepExecution.step_id == sms))
+
+    assert replanner.pass_(NOW + timedelta(minutes=2)) == (0, 0), "unchanged rows are not read again"
+    assert plan(db, sms, NOW + timedelta(minutes=3)) == (1, 0), "a full pass reads every enrollment"
+
+
+def test_the_cursor_starts_at_the_earliest_open_slot_and_ends_once_the_previous_step_finished(db: Database) -> None:
+    email, sms = launched(db, 3, [EMAIL_STEP, IMMEDIATE_SMS])
+    plan(db, email)
+    first = rows(db, email)
+    set_rows(db, [first[0].id], scheduled_for=NOW - timedelta(minutes=5))
+    set_rows(db, [first[1].id], status="QUEUED", scheduled_for=NOW - timedelta(minutes=9))
+    set_rows(db, [first[2].id], status="SENT", scheduled_for=NOW - timedelta(minutes=30), sent_at=NOW)
+    replanner = Replanner(db, sms)
+    replanner.pass_(NOW)
+    assert replanner.cursor is not None
+    assert replanner.cursor.scheduled_from == NOW - timedelta(minutes=9), "a leased row holds the cursor back"
+    assert replanner.cursor.after_id == max(r.id for r in first)
+
+    set_rows(db, [r.id for r in first[:2]], status="SENT", sent_at=NOW)
+    assert replanner.pass_(NOW + timedelta(minutes=1)) == (2, 0)
+    assert replanner.cursor is not None
+    assert replanner.cursor.scheduled_from == NOW + timedelta(minutes=1)
+    with unit_of_work(db.sessions) as session:
+        planning.mark_step_finished(session, email, NOW)
+    assert replanner.pass_(NOW + timedelta(minutes=2)) == (0, 0)
+    assert replanner.cursor is None, "the previous step finished: nothing left to follow"

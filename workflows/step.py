@@ -49,6 +49,8 @@ class CampaignStepWorkflow:
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.completed_since_fetch = 0
         self.last_plan: datetime | None = None
+        self.plan_cursor = request.plan_cursor
+        self.last_full_plan = request.last_full_plan
         self.wakeups = Wakeups()
         self.drain_reserve = 0
 
@@ -111,13 +113,22 @@ class CampaignStepWorkflow:
         return self.request.replan_seconds - elapsed
 
     async def _plan(self) -> None:
-        self.last_plan = workflow.now()
+        """Replans read only what the previous step changed since the last one (its cursor);
+        every `full_plan_interval_seconds` one reads every enrollment again."""
+        now = self.last_plan = workflow.now()
+        full = self.last_full_plan is None or (
+            (now - self.last_full_plan).total_seconds() >= self.request.tuning.full_plan_interval_seconds
+        )
+        since = None if full else self.plan_cursor
         result = await workflow.execute_activity_method(
             StepActivities.plan_step,
-            PlanStepInput(step_id=self.request.step_id, now=workflow.now()),
+            PlanStepInput(step_id=self.request.step_id, now=now, since=since),
             start_to_close_timeout=timedelta(minutes=10),
-            summary=f"plan step {self.request.position}",
+            summary=f"plan step {self.request.position}" + (" (changes only)" if since else ""),
         )
+        if since is None:
+            self.last_full_plan = now
+        self.plan_cursor = result.cursor
         self.previous_finished = result.previous_finished
         self.counters.skipped += result.skipped
 
@@ -240,6 +251,8 @@ class CampaignStepWorkflow:
                     "lifecycle": self.lifecycle,
                     "counters": self.counters,
                     "previous_finished": self.previous_finished,
+                    "plan_cursor": self.plan_cursor,
+                    "last_full_plan": self.last_full_plan,
                     "run": self.request.run + 1,
                 }
             )
