@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, sql
+from sqlalchemy import Table, bindparam, func, select, sql, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,3 +38,10 @@ def insert_many(session: Session, statement: sql.Insert, rows: list[dict[str, An
     arrays = [bindparam(None, [row[n] for row in rows], type_=postgresql.ARRAY(columns[n].type)) for n in names]
     source = func.unnest(*arrays).table_valued(*names).render_derived(name="source")
     return list(session.scalars(statement.from_select(names, select(*source.c))))
+
+
+def refresh_statistics(session: Session, table: str) -> None:
+    """PostgreSQL plans joins from table statistics; after a bulk insert they go stale (a
+    table of 100,000 rows is still "empty", so joins become nested-loop scans of it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {table}"))

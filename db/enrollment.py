@@ -13,6 +13,7 @@ from math import gcd
 from sqlalchemy import ColumnElement, Integer, and_, case, exists, func, insert, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from db.dialect import refresh_statistics
 from db.models import (
     Campaign,
     CampaignLeadGroup,
@@ -98,6 +99,7 @@ def enroll(session: Session, campaign: Campaign, now: datetime) -> EnrollmentCou
             ),
         )
     )
+    refresh_statistics(session, Enrollment.__tablename__)
     listed = members.subquery()
     distinct = session.scalar(select(func.count(func.distinct(listed.c.contact_id)))) or 0
     counts.duplicates = counts.candidates - distinct

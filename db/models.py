@@ -203,6 +203,7 @@ class StepExecution(Base):
     __table_args__ = (
         UniqueConstraint("step_id", "contact_id"),
         Index("ix_step_executions_due", "step_id", "status", "scheduled_for", "id"),  # due rows in slot order
+        Index("ix_step_executions_step_rows", "step_id", "id"),  # a step's rows added since a planning cursor
         Index("ix_step_executions_sender_time", "sender_id", "scheduled_for"),
         Index("ix_step_executions_contact_status", "contact_id", "status"),
         Index("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks

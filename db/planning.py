@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy import Select, and_, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
-from db.dialect import dialect_insert, insert_many
+from db.dialect import dialect_insert, insert_many, refresh_statistics
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Sender, Step, StepExecution
+from db.types import UTCDateTime
 from domain.calendar import LocalWindow, add_span, zone
 from domain.durations import Span
 from domain.slotting import SenderCapacity, Slotter
@@ -26,9 +27,10 @@ from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, Channel, ExecutionSt
 from schemas.workflow_io import PlanCursor
 
 PAGE = 5000
-# A bulk page changes the table's statistics enough to mislead the planner; the small
-# pages of incremental replans (every few seconds while the previous step sends) do not,
-# and an ANALYZE each time cost more than the replan itself.
+CHANGED_PAGE = 1000  # contacts per candidate query of a replan from a cursor (an IN list)
+# A bulk page changes the table's statistics enough to mislead the planner. Replans from
+# a cursor (every few seconds while the previous step sends) look rows up by id, and an
+# ANALYZE each time cost more than the replan itself, so only full passes refresh them.
 ANALYZE_AFTER_ROWS = 1000
 _OPEN = [s.value for s in OPEN_STATUSES]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -104,10 +106,12 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
     campaign_tz = zone(campaign.timezone)
     gap = Span(step.wait_days + (step.day - previous.day if previous else 0), step.wait_seconds)
     planned = skipped = 0
-    if since is not None and previous is not None and not previous_finished:
-        pages = _changed_candidates(session, step, previous, channel, since)
-    else:
-        pages = _candidates(session, step, previous, channel)
+    incremental = since is not None and previous is not None and not previous_finished
+    pages = (
+        _changed_candidates(session, step, previous, channel, since)
+        if since is not None and previous is not None and not previous_finished
+        else _candidates(session, step, previous, channel)
+    )
     for page in pages:
         rows = []
         for candidate in page:
@@ -118,7 +122,7 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
         insert_many(
             session, dialect_insert(session, StepExecution).on_conflict_do_nothing().returning(StepExecution.id), rows
         )
-        if len(rows) >= ANALYZE_AFTER_ROWS:
+        if len(rows) >= ANALYZE_AFTER_ROWS and not incremental:  # a replan's queries go by id, not statistics
             refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
@@ -129,13 +133,6 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
         next_due=next_due,
         cursor=cursor,
     )
-
-
-def refresh_statistics(session: Session, table: str) -> None:
-    """PostgreSQL plans the next page's anti-join from table statistics; during a bulk
-    load they go stale (an "empty" table gets nested-loop scans), so refresh them."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"ANALYZE {table}"))
 
 
 def _plan_row(
@@ -248,46 +245,68 @@ def _candidates(session: Session, step: Step, previous: Step | None, channel: Ch
 
 
 def previous_step_cursor(session: Session, previous_step_id: int, now: datetime) -> PlanCursor:
-    """Where the next pass starts: the earliest slot of the previous step's open rows (never
-    after `now`) and its highest row id, both read before this pass's candidates.
+    """Where the next pass starts: the first of the previous step's open rows in the order
+    rows leave (slot, then id; never after `now`) and its highest row id, both read before
+    this pass's candidates.
 
     Why nothing is missed: a row the next pass has not seen terminal was, when this was
-    read, either open, so slotted at or after `scheduled_from` (rows only ever move later:
-    deferrals, holds and resumes re-slot from their own later time), or not yet there, so
-    its id is above `after_id` (the previous step's planner is the only one adding its
-    rows). Any row terminal already then is found by this pass. The step workflow still
-    reads every enrollment now and then and once the previous step has finished."""
-    earliest = [
-        session.scalar(
-            select(func.min(StepExecution.scheduled_for)).where(
-                StepExecution.step_id == previous_step_id, StepExecution.status == status
+    read, either open, so at or after (`scheduled_from`, `from_id`) (rows only ever move
+    later: deferrals, holds and resumes re-slot from their own later time), or not yet
+    there, so its id is above `after_id` (the previous step's planner is the only one
+    adding its rows). Any row terminal already then is found by this pass. The step
+    workflow still reads every enrollment now and then, and once the previous step has
+    finished."""
+    first_open = [
+        session.execute(
+            select(StepExecution.scheduled_for, StepExecution.id)
+            .where(
+                StepExecution.step_id == previous_step_id,
+                StepExecution.status == status,
+                StepExecution.scheduled_for.is_not(None),
             )
-        )
-        for status in _OPEN  # one index lookup per status; with IN the minimum is a scan
+            .order_by(StepExecution.scheduled_for, StepExecution.id)
+            .limit(1)
+        ).first()
+        for status in _OPEN  # one index lookup per status; across an IN list it would be a sort
     ]
+    scheduled_from, from_id = min([(now, 0), *((row[0], row[1]) for row in first_open if row is not None)])
     highest = session.scalar(
-        select(StepExecution.id)
-        .where(StepExecution.step_id == previous_step_id)
-        .order_by(StepExecution.id.desc())
-        .limit(1)
-    )
-    return PlanCursor(scheduled_from=min([now, *(e for e in earliest if e is not None)]), after_id=highest or 0)
+        select(func.max(StepExecution.id)).where(StepExecution.step_id == previous_step_id)
+    )  # off the (step_id, id) index
+    return PlanCursor(scheduled_from=scheduled_from, from_id=from_id, after_id=highest or 0)
 
 
 def _changed_candidates(
     session: Session, step: Step, previous: Step, channel: Channel, since: PlanCursor
 ) -> Iterator[list[Candidate]]:
-    """The candidates among the previous step's rows that changed after `since`: two
-    narrow queries (each off an index: slots from the due index, new rows off the key)
-    rather than one with OR, merged in contact order."""
-    query, prior = _candidate_query(step, previous, channel)
-    found: dict[int, Candidate] = {}
-    for changed in (prior.scheduled_for >= since.scheduled_from, prior.id > since.after_id):
-        for row in session.execute(query.where(changed)).all():
-            found[row[0]] = _candidate(tuple(row), True)
-    ordered = [found[contact_id] for contact_id in sorted(found)]
-    for start in range(0, len(ordered), PAGE):
-        yield ordered[start : start + PAGE]
+    """The candidates among the previous step's rows that changed after `since`.
+
+    The changed rows are found first, by themselves: rows from the cursor on (off the due
+    index) and rows added since (off the step-rows index), two narrow queries rather than
+    one with OR. Only then are their contacts joined, by id, so the database never gets
+    to plan the join from an enrollment count it has not noticed yet (stale statistics
+    made it walk every enrollment)."""
+    changed = (
+        tuple_(StepExecution.scheduled_for, StepExecution.id)
+        >= tuple_(literal(since.scheduled_from, UTCDateTime()), literal(since.from_id)),
+        StepExecution.id > since.after_id,
+    )
+    contacts: set[int] = set()
+    for narrowed in changed:
+        contacts.update(
+            session.scalars(
+                select(StepExecution.contact_id).where(
+                    StepExecution.step_id == previous.id, StepExecution.status.in_(_TERMINAL), narrowed
+                )
+            )
+        )
+    query, _prior = _candidate_query(step, previous, channel)
+    ordered = sorted(contacts)
+    for start in range(0, len(ordered), CHANGED_PAGE):
+        chunk = ordered[start : start + CHANGED_PAGE]
+        rows = session.execute(query.where(Enrollment.contact_id.in_(chunk)).order_by(Contact.id)).all()
+        if rows:
+            yield [_candidate(tuple(row), True) for row in rows]
 
 
 def _candidate(row: tuple[Any, ...], has_previous: bool) -> Candidate:

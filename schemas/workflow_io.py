@@ -103,6 +103,7 @@ class PlanCursor(BaseModel):
     this pass began (db.planning explains why nothing is missed)."""
 
     scheduled_from: datetime = Field(description="earliest slot of the previous step's open rows, or the pass time")
+    from_id: int = Field(0, description="the lowest id of the open rows in that slot (rows leave in slot, id order)")
     after_id: int = Field(description="the previous step's highest execution id when the pass began")
 
 

@@ -159,8 +159,10 @@ def test_a_replan_from_the_cursor_reads_only_what_changed_since(db: Database) ->
     email, sms = launched(db, 4, [EMAIL_STEP, IMMEDIATE_SMS])
     plan(db, email)
     first = rows(db, email)
-    sent_slot = NOW - timedelta(hours=1)  # before every open slot, so behind the cursor
-    set_rows(db, [first[0].id], status="SENT", scheduled_for=sent_slot, sent_at=NOW, updated_at=NOW)
+    # All four share one slot (no gap): rows leave it in id order, so the cursor is the
+    # lowest open id there and the sent row is behind it.
+    assert len({r.scheduled_for for r in first}) == 1
+    set_rows(db, [first[0].id], status="SENT", sent_at=NOW, updated_at=NOW)
     replanner = Replanner(db, sms)
     assert replanner.pass_(NOW + timedelta(minutes=1)) == (1, 0)
     with unit_of_work(db.sessions) as session:  # the contact's SMS row disappears behind the cursor
@@ -181,6 +183,7 @@ def test_the_cursor_starts_at_the_earliest_open_slot_and_ends_once_the_previous_
     replanner.pass_(NOW)
     assert replanner.cursor is not None
     assert replanner.cursor.scheduled_from == NOW - timedelta(minutes=9), "a leased row holds the cursor back"
+    assert replanner.cursor.from_id == first[1].id
     assert replanner.cursor.after_id == max(r.id for r in first)
 
     set_rows(db, [r.id for r in first[:2]], status="SENT", sent_at=NOW)
