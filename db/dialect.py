@@ -22,7 +22,7 @@ def dialect_insert(session: Session, table: Table | Any) -> Insert:
 
 
 def insert_many(session: Session, statement: sql.Insert, rows: list[dict[str, Any]]) -> list[Any]:
-    """Run one INSERT ... RETURNING for many rows (all with the same keys); the first
+    """Run one INSERT for many rows (all with the same keys); with RETURNING, the first
     returned column of each written row.
 
     PostgreSQL gets one array per column (`INSERT ... SELECT * FROM unnest(...)`): the
@@ -31,13 +31,21 @@ def insert_many(session: Session, statement: sql.Insert, rows: list[dict[str, An
     """
     if not rows:
         return []
+    returns = bool(statement.returning_column_descriptions)
     if session.get_bind().dialect.name != "postgresql":
+        if not returns:
+            session.execute(statement, rows)
+            return []
         return list(session.scalars(statement, rows))
     names = list(rows[0])
     columns = statement.table.c
     arrays = [bindparam(None, [row[n] for row in rows], type_=postgresql.ARRAY(columns[n].type)) for n in names]
     source = func.unnest(*arrays).table_valued(*names).render_derived(name="source")
-    return list(session.scalars(statement.from_select(names, select(*source.c))))
+    statement = statement.from_select(names, select(*source.c))
+    if not returns:
+        session.execute(statement)
+        return []
+    return list(session.scalars(statement))
 
 
 def refresh_statistics(session: Session, table: str) -> None:

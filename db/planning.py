@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import dialect_insert, insert_many, refresh_statistics
@@ -28,9 +28,10 @@ from schemas.workflow_io import PlanCursor
 
 PAGE = 5000
 CHANGED_PAGE = 1000  # contacts per candidate query of a replan from a cursor (an IN list)
-# A bulk page changes the table's statistics enough to mislead the planner. Replans from
-# a cursor (every few seconds while the previous step sends) look rows up by id, and an
-# ANALYZE each time cost more than the replan itself, so only full passes refresh them.
+# A bulk pass changes the table's statistics enough to mislead the planner of later
+# queries (fetching due rows, other campaigns), so it refreshes them once at its end. Its
+# own queries read ranges of ids, as do replans from a cursor (every few seconds while
+# the previous step sends), where an ANALYZE each time cost more than the replan itself.
 ANALYZE_AFTER_ROWS = 1000
 _OPEN = [s.value for s in OPEN_STATUSES]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -119,11 +120,9 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
             planned += row["status"] == ExecutionStatus.SCHEDULED.value
             skipped += row["status"] == ExecutionStatus.SKIPPED.value
             rows.append(row)
-        insert_many(
-            session, dialect_insert(session, StepExecution).on_conflict_do_nothing().returning(StepExecution.id), rows
-        )
-        if len(rows) >= ANALYZE_AFTER_ROWS and not incremental:  # a replan's queries go by id, not statistics
-            refresh_statistics(session, StepExecution.__tablename__)
+        insert_many(session, dialect_insert(session, StepExecution).on_conflict_do_nothing(), rows)
+    if planned + skipped >= ANALYZE_AFTER_ROWS and not incremental:
+        refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
         planned=planned,
@@ -207,9 +206,12 @@ def _capacities(session: Session, campaign_id: int) -> dict[int, SenderCapacity]
     return {sender: SenderCapacity(sender, limit, zone(tz)) for sender, limit, tz in rows}
 
 
-def _candidate_query(step: Step, previous: Step | None, channel: Channel) -> tuple[Select[Any], Any]:
-    """Enrolled contacts without a row for this step whose previous step is terminal; also
-    the previous step's rows (an alias), for the caller to narrow."""
+def _candidate_query(
+    step: Step, previous: Step | None, channel: Channel, contacts: tuple[int, int | None] | None = None
+) -> Select[Any]:
+    """Enrolled contacts without a row for this step whose previous step is terminal;
+    with `contacts` (low, high], only those ids, also inside both joins, so each side reads
+    that range off its index instead of the whole step."""
     current = aliased(StepExecution)
     prior = aliased(StepExecution)
     address = Contact.email if channel is Channel.EMAIL else Contact.phone
@@ -217,31 +219,53 @@ def _candidate_query(step: Step, previous: Step | None, channel: Channel) -> tup
     columns: list[Any] = [Contact.id, sender_column, address.is_not(None), Contact.timezone]
     if previous is not None:
         columns += [prior.status, func.coalesce(prior.sent_at, prior.updated_at)]
+
+    def within(column: Any) -> list[ColumnElement[bool]]:
+        if contacts is None:
+            return []
+        low, high = contacts
+        return [column > low] + ([column <= high] if high is not None else [])
+
     query = (
         select(*columns, Contact.stopped_reason)
         .select_from(Enrollment)
         .join(Contact, Contact.id == Enrollment.contact_id)
-        .outerjoin(current, and_(current.step_id == step.id, current.contact_id == Enrollment.contact_id))
-        .where(Enrollment.campaign_id == step.campaign_id, current.id.is_(None))
+        .outerjoin(
+            current,
+            and_(current.step_id == step.id, current.contact_id == Enrollment.contact_id, *within(current.contact_id)),
+        )
+        .where(Enrollment.campaign_id == step.campaign_id, current.id.is_(None), *within(Enrollment.contact_id))
     )
     if previous is not None:
-        query = query.join(prior, and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id)).where(
-            prior.status.in_(_TERMINAL)
-        )
-    return query, prior
+        query = query.join(
+            prior,
+            and_(prior.step_id == previous.id, prior.contact_id == Enrollment.contact_id, *within(prior.contact_id)),
+        ).where(prior.status.in_(_TERMINAL))
+    return query
 
 
 def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
-    """Every candidate, a page at a time in contact order."""
-    query, _prior = _candidate_query(step, previous, channel)
-    last = 0
+    """Every candidate, in contact order, a range of PAGE enrollments at a time.
+
+    The ranges come from the enrollments first, so each candidate query reads one range of
+    this step's rows, not all of them: asking for "the next PAGE candidates" made the
+    database hash every row of the step again for every page (quadratic in a bulk pass)."""
+    low = 0
     while True:
-        rows = session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(PAGE)).all()
+        high = session.scalar(
+            select(Enrollment.contact_id)
+            .where(Enrollment.campaign_id == step.campaign_id, Enrollment.contact_id > low)
+            .order_by(Enrollment.contact_id)
+            .offset(PAGE - 1)
+            .limit(1)
+        )  # None: the last range, open-ended
+        query = _candidate_query(step, previous, channel, (low, high))
+        rows = session.execute(query.order_by(Contact.id)).all()
         if rows:
             yield [_candidate(tuple(row), previous is not None) for row in rows]
-        if len(rows) < PAGE:  # the last page: asking again would scan every enrollment again
+        if high is None:
             return
-        last = rows[-1][0]
+        low = high
 
 
 def previous_step_cursor(session: Session, previous_step_id: int, now: datetime) -> PlanCursor:
@@ -300,7 +324,7 @@ def _changed_candidates(
                 )
             )
         )
-    query, _prior = _candidate_query(step, previous, channel)
+    query = _candidate_query(step, previous, channel)
     ordered = sorted(contacts)
     for start in range(0, len(ordered), CHANGED_PAGE):
         chunk = ordered[start : start + CHANGED_PAGE]
