@@ -193,7 +193,7 @@ async def _run_campaign(
         control = OutboundClient(bench.client, prefix)
         handle = await control.launch(campaign_id, tuning=bench.tuning)
         say(f"[{contacts:,}] launched campaign {campaign_id} ({handle.id})")
-        progress, completed = await _follow(control, campaign_id, reader, contacts, sampler, bench.args)
+        progress, cancelled_at = await _follow(control, campaign_id, reader, contacts, sampler, bench.args)
         wall = time.perf_counter() - started
         cpu = {name: meter.stop() for name, meter in meters.items()}
     finally:
@@ -216,7 +216,7 @@ async def _run_campaign(
         database=make_url(url).get_backend_name(),
         seed_s=seed_s,
         wall_s=wall,
-        completed=completed,
+        completed=cancelled_at is None,
         expected=contacts * STEPS,
         sends=sends,
         scan=scanned,
@@ -225,6 +225,7 @@ async def _run_campaign(
         cpu_s=cpu,
         pg_waits=waits.summary(),
         progress=progress,
+        cancelled_at=cancelled_at,
     )
 
 
@@ -235,9 +236,10 @@ async def _follow(
     contacts: int,
     sampler: RssSampler,
     args: argparse.Namespace,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[dict[str, Any]], float | None]:
     """Wait for the campaign to complete, reporting sends per step now and then; past the
-    time limit, cancel it and let it wind down. Returns the progress and whether it completed."""
+    time limit, cancel it and let it wind down. Returns the progress and, if it was
+    cancelled, when (epoch seconds, the clock of the history timestamps)."""
     result = asyncio.ensure_future(control.handle(campaign_id).result())
     started = time.perf_counter()
     progress: list[dict[str, Any]] = []
@@ -247,19 +249,20 @@ async def _follow(
         elapsed = time.perf_counter() - started
         if result in done:
             result.result()  # raises if the campaign failed
-            return progress, True
+            return progress, None
         sent = await asyncio.to_thread(sent_by_step, reader, campaign_id)
         progress.append({"elapsed_s": round(elapsed, 1), "sent_by_step": sent, "worker_rss": sampler.last})
         steps = ", ".join(f"step {position}: {count:,}" for position, count in sorted(sent.items())) or "none yet"
         say(f"[{contacts:,}] {elapsed:5.0f} s  sent {steps}; worker RSS {sampler.last / 2**20:.0f} MiB")
         if elapsed > limit:
             say(f"[{contacts:,}] time limit of {args.time_limit_minutes:g} min reached: cancelling the campaign")
+            cancelled_at = time.time()
             await control.cancel(campaign_id, reason="benchmark time limit")
             try:
                 await asyncio.wait_for(result, timeout=args.progress_seconds * 20)
             except (TimeoutError, asyncio.CancelledError):
                 say(f"[yellow][{contacts:,}] the campaign did not close after the cancel; measuring what ran[/]")
-            return progress, False
+            return progress, cancelled_at
 
 
 async def run(args: argparse.Namespace) -> int:

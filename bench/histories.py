@@ -70,12 +70,14 @@ class Timings:
     first_close: float | None = None
     last_close: float | None = None
     longest: Largest = field(default_factory=Largest)
+    spans: list[tuple[float, float, str]] = field(default_factory=list)  # (started, closed, where)
 
     def add(self, scheduled: float, started: float | None, closed: float, outcome: str, where: str = "") -> None:
         if started is not None:
             self.queued.append(started - scheduled)
             self.running.append(closed - started)
             self.longest.offer(closed - started, where)
+            self.spans.append((started, closed, where))
         self.closed[outcome] = self.closed.get(outcome, 0) + 1
         self.first_close = closed if self.first_close is None else min(self.first_close, closed)
         self.last_close = closed if self.last_close is None else max(self.last_close, closed)
@@ -83,6 +85,16 @@ class Timings:
     @property
     def completed(self) -> int:
         return self.closed.get("completed", 0)
+
+    def longest_split(self, moment: float | None) -> tuple[Largest, Largest]:
+        """The longest run among tasks that closed before `moment` (epoch seconds), and
+        among those still running then. A benchmark cancelled at its time limit sends
+        `moment`: the cancel writes every pending row in one transaction, and tasks that
+        meet it wait for its locks, which says nothing about their normal cost."""
+        before, during = Largest(), Largest()
+        for started, closed, where in self.spans:
+            (before if moment is None or closed < moment else during).offer(closed - started, where)
+        return before, during
 
     def rate(self) -> float:
         """Completions per second from the first to the last close."""
