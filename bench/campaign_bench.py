@@ -96,11 +96,20 @@ class Bench:
         return Tuning(send_window=self.args.window)
 
 
+# The no-op reference never runs with fewer slots than this, whatever the campaign's
+# worker uses: fewer slots slow no-op activities down, so tuning the campaign's worker
+# down would otherwise flatter the ratio.
+REFERENCE_SLOTS = 64
+
+
 async def measure_trivial(bench: Bench) -> TrivialResult:
-    """No-op activities, `window` in flight per workflow, on a worker process like the real one."""
+    """No-op activities, `window` in flight per workflow, on a worker process like the real
+    one (at least REFERENCE_SLOTS activity slots)."""
     args = bench.args
     log = bench.scratch / "trivial-worker.log"
-    env = bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://")
+    slots = max(args.max_concurrent_activities, REFERENCE_SLOTS)
+    env = bench.worker_env(OUTBOUND_DATABASE_URL="sqlite://", OUTBOUND_MAX_CONCURRENT_ACTIVITIES=str(slots))
+    say(f"trivial reference at {slots} activity slots (the campaign worker: {args.max_concurrent_activities})")
     processes = [
         start_process(trivial_command(), env, log.with_suffix(f".{index}.log"), bench.code)
         for index in range(args.worker_processes)

@@ -98,7 +98,11 @@ class Settings(BaseSettings):
     outbox_faults: OutboxFaults = Field(default_factory=OutboxFaults)
     task_queue_prefix: str = Field("", description="Prefix for every task queue name (one deployment per prefix).")
     send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
-    max_concurrent_activities: int = Field(64, ge=1)
+    # Slots per task queue. One worker process runs every send in Python under one GIL:
+    # past a couple of dozen concurrent sends per queue they only wait for each other (the
+    # 10k benchmark sent 132/s at 24 and 110-115/s at 64; NOTES, session 6). Providers'
+    # own limits (warmup, one SMS a second per number) bind long before this does.
+    max_concurrent_activities: int = Field(24, ge=1)
     max_task_queue_activities_per_second: float | None = Field(
         None, gt=0, description="Default rate limit of the sending and inbound queues (never the campaigns queue)."
     )
