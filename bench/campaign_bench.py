@@ -294,6 +294,7 @@ async def run(args: argparse.Namespace) -> int:
         trivial = await measure_trivial(bench)
         sizes = [size for size in (args.compare, args.contacts) if size]
         campaigns = [await measure_campaign(bench, size) for size in sizes]
+        trivial.repeat_rate = (await measure_trivial(bench)).first_rate
         main, smaller = campaigns[-1], (campaigns[0] if len(campaigns) > 1 else None)
         found = verdicts(trivial, main, smaller)
         show(trivial, campaigns[::-1], found, console)
