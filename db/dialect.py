@@ -31,21 +31,17 @@ def insert_many(session: Session, statement: sql.Insert, rows: list[dict[str, An
     """
     if not rows:
         return []
-    returns = bool(statement.returning_column_descriptions)
-    if session.get_bind().dialect.name != "postgresql":
-        if not returns:
-            session.execute(statement, rows)
-            return []
-        return list(session.scalars(statement, rows))
-    names = list(rows[0])
-    columns = statement.table.c
-    arrays = [bindparam(None, [row[n] for row in rows], type_=postgresql.ARRAY(columns[n].type)) for n in names]
-    source = func.unnest(*arrays).table_valued(*names).render_derived(name="source")
-    statement = statement.from_select(names, select(*source.c))
-    if not returns:
-        session.execute(statement)
+    parameters: list[dict[str, Any]] | None = rows
+    if session.get_bind().dialect.name == "postgresql":
+        names = list(rows[0])
+        columns = statement.table.c
+        arrays = [bindparam(None, [row[n] for row in rows], type_=postgresql.ARRAY(columns[n].type)) for n in names]
+        source = func.unnest(*arrays).table_valued(*names).render_derived(name="source")
+        statement, parameters = statement.from_select(names, select(*source.c)), None
+    if not statement.returning_column_descriptions:
+        session.execute(statement, parameters)
         return []
-    return list(session.scalars(statement))
+    return list(session.scalars(statement, parameters))
 
 
 def refresh_statistics(session: Session, table: str) -> None:

@@ -107,12 +107,11 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
     campaign_tz = zone(campaign.timezone)
     gap = Span(step.wait_days + (step.day - previous.day if previous else 0), step.wait_seconds)
     planned = skipped = 0
-    incremental = since is not None and previous is not None and not previous_finished
-    pages = (
-        _changed_candidates(session, step, previous, channel, since)
-        if since is not None and previous is not None and not previous_finished
-        else _candidates(session, step, previous, channel)
-    )
+    pages: Iterator[list[Candidate]]
+    if since is not None and previous is not None and not previous_finished:
+        incremental, pages = True, _changed_candidates(session, step, previous, channel, since)
+    else:
+        incremental, pages = False, _candidates(session, step, previous, channel)
     for page in pages:
         rows = []
         for candidate in page:
