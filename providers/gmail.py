@@ -15,7 +15,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from email import policy
 from email.utils import parseaddr
 from typing import Any
 
@@ -25,7 +24,7 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, ProviderError, SentReceipt
 from providers.gmail_auth import CredentialSource, GmailServices
-from providers.mime import EXECUTION_HEADER, angle_addr, build_email
+from providers.mime import EXECUTION_HEADER, angle_addr, build_email, serialise
 from runtime.settings import GmailSettings
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class GmailProvider:
         self._sleep = sleep
 
     def send(self, message: OutgoingMessage) -> SentReceipt:
-        raw = base64.urlsafe_b64encode(build_email(message).as_bytes(policy=policy.SMTP)).decode("ascii")
+        raw = base64.urlsafe_b64encode(serialise(build_email(message), crlf=True)).decode("ascii")
         try:
             service = self.services.service(message.sender_address)
             sent = self._send_raw(service, raw, message.thread_id)

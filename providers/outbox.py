@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.base import FailureKind, OutgoingMessage, ProviderError, SentReceipt
-from providers.mime import build_email
+from providers.mime import build_email, serialise
 from runtime.settings import OutboxFaults
 from schemas.enums import Channel
 
@@ -70,7 +70,7 @@ class OutboxProvider:
 
 
 def _render_email(message: OutgoingMessage) -> bytes:
-    return bytes(build_email(message))
+    return serialise(build_email(message))
 
 
 def _render_record(message: OutgoingMessage) -> bytes:

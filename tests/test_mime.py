@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from providers.base import OutgoingMessage
-from providers.mime import build_email, reference_chain, text_to_html
+from providers.mime import build_email, reference_chain, serialise, text_to_html
 from providers.outbox import OutboxProvider
 from schemas.enums import Channel
 
@@ -37,9 +37,9 @@ def message(**overrides: object) -> OutgoingMessage:
     return OutgoingMessage(**values)  # type: ignore[arg-type]
 
 
-def reparse(mail: EmailMessage) -> EmailMessage:
+def reparse(mail: Message) -> EmailMessage:
     """What a receiving client sees: the message serialised for the wire, parsed again."""
-    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes(policy=policy.SMTP))
+    parsed = BytesParser(policy=policy.default).parsebytes(serialise(mail, crlf=True))
     assert isinstance(parsed, EmailMessage)
     return parsed
 
@@ -130,6 +130,28 @@ def test_non_ascii_subject_and_body_round_trip() -> None:
     assert plain is not None
     assert plain.get_content().strip() == "Grüße aus Köln ☕"
     assert all(ord(ch) < 128 for ch in mail.as_string(policy=policy.SMTP))
+
+
+def test_body_lines_are_sent_as_written() -> None:
+    body = "From the whole team:\nthanks.\n" + "x" * 1500
+    plain = reparse(build_email(message(body=body))).get_body(preferencelist=("plain",))
+
+    assert plain is not None
+    assert plain.get_content().replace("\r\n", "\n").rstrip("\n") == body
+    assert plain["Content-Transfer-Encoding"] == "quoted-printable"  # a line past RFC 5322's 998
+
+
+def test_ascii_text_stays_readable_in_the_file() -> None:
+    raw = serialise(build_email(message()))
+
+    assert b"Hi Jane,\n\nI had an idea.\nWorth a call?" in raw
+    assert b"\r\n" not in raw
+    assert b"\r\n" in serialise(build_email(message()), crlf=True)
+
+
+def test_extra_headers_cannot_carry_line_breaks() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        build_email(message(headers={"List-Unsubscribe": "<https://x.test/u>\r\nBcc: victim@evil.test"}))
 
 
 def test_a_rendered_subject_cannot_inject_headers() -> None:
