@@ -22,6 +22,7 @@ import re
 from datetime import UTC, datetime
 from email import charset as charsets
 from email.charset import Charset
+from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -54,10 +55,12 @@ _URL = re.compile(r"https?://(?:(?!&quot;|&#x27;|&lt;|&gt;)[^\s<>\"])+")
 _TRAILING_PUNCTUATION = ".,;:!?)]'"
 _NEWLINE, _BREAK = "\n", "<br>\n"
 
+_MAX_LINE = 998  # RFC 5322 2.1.1: longer lines need folding (headers) or a transfer encoding (bodies)
 # `mangle_from_` off: compat32 would turn a body line "From the team" into ">From the team".
-_POLICY = compat32.clone(linesep="\n", mangle_from_=False)  # the outbox's `.eml` files
+# Headers fold only past 998: compat32 folds a long unbreakable value (the unsubscribe link)
+# right after the colon, which parsers read back with a leading space.
+_POLICY = compat32.clone(linesep="\n", mangle_from_=False, max_line_length=_MAX_LINE)  # the outbox's files
 _WIRE = _POLICY.clone(linesep="\r\n")  # what an SMTP server or an HTTP API receives
-_MAX_LINE = 998  # RFC 5322 2.1.1: longer lines need a transfer encoding
 _SEVEN_BIT = Charset("utf-8")
 _SEVEN_BIT.body_encoding = None  # type: ignore[assignment]  # None (typeshed: int) means 7bit/8bit as it is
 _QUOTED_PRINTABLE = Charset("utf-8")
@@ -79,7 +82,7 @@ def build_email(message: OutgoingMessage, *, date: datetime | None = None) -> Me
     headers = {
         "From": message.sender_address,
         "To": message.to,
-        "Subject": _one_line(message.subject or ""),
+        "Subject": _encoded_words(_one_line(message.subject or "")),
         "Date": format_datetime((date or datetime.now(UTC)).astimezone(UTC)),
         "Message-ID": angle_addr(message.key),
     }
@@ -105,6 +108,12 @@ def build_email(message: OutgoingMessage, *, date: datetime | None = None) -> Me
 def serialise(mail: Message, *, crlf: bool = False) -> bytes:
     """The bytes of a message from `build_email`; `crlf` for the wire, LF for files."""
     return mail.as_bytes(policy=_WIRE if crlf else _POLICY)
+
+
+def _encoded_words(text: str) -> str:
+    """A non-ASCII header as RFC 2047 encoded words (each ≤ 75 characters, as 2047 requires)
+    on one line: the policy folds only past 998 characters, and then between the words."""
+    return text if text.isascii() else Header(text, "utf-8", maxlinelen=75).encode(linesep="")
 
 
 def _text_part(content: str, subtype: str) -> MIMEText:

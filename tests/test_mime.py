@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage, Message
@@ -147,6 +148,23 @@ def test_ascii_text_stays_readable_in_the_file() -> None:
     assert b"Hi Jane,\n\nI had an idea.\nWorth a call?" in raw
     assert b"\r\n" not in raw
     assert b"\r\n" in serialise(build_email(message()), crlf=True)
+
+
+def test_a_long_unsubscribe_link_reads_back_unchanged() -> None:
+    link = f"<https://outbound.example/unsubscribe/{'t' * 300}>"
+    mail = reparse(build_email(message(headers={"List-Unsubscribe": link})))
+
+    assert str(mail["List-Unsubscribe"]) == link
+
+
+def test_a_long_non_ascii_subject_is_folded_into_short_encoded_words() -> None:
+    subject = "Idée pour Zoë — 10 € " * 40
+    raw = serialise(build_email(message(subject=subject)), crlf=True)
+
+    assert reparse(build_email(message(subject=subject)))["Subject"] == subject.strip()
+    header_lines = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert all(len(line) <= 998 for line in header_lines)
+    assert all(len(word) <= 75 for word in re.findall(rb"=\?utf-8\?b\?[^?]*\?=", raw))
 
 
 def test_extra_headers_cannot_carry_line_breaks() -> None:
