@@ -7,12 +7,11 @@ on those headers, whatever provider carried the message.
 The message is built with the `compat32` policy and the `email.mime` classes. Every header
 set through the modern policies (`email.policy.default`) is parsed into a structured header
 object on assignment, and `add_alternative` re-parses the parts it moves: building one small
-message that way took 1.3-2.5 ms of the worker's CPU, a third of an email send (each header
-~20-100 us). Here headers are stored as the strings they are (every address is plain ASCII,
-`domain.addresses`), non-ASCII subjects are RFC 2047-encoded when the message is flattened,
-and bodies are 7-bit when they can be and quoted-printable UTF-8 otherwise. Flatten with
-`serialise`: the modern policies would re-parse every header, and refuse a non-ASCII subject
-stored as text.
+message that way took 1.3-2.5 ms of the worker's CPU, about a quarter of an email send (each
+header ~20-100 us). Here headers are stored as the strings they are (every address is plain
+ASCII, `domain.addresses`; a non-ASCII subject is written as RFC 2047 encoded words), and
+bodies are 7-bit when they can be and quoted-printable UTF-8 otherwise. Flatten with
+`serialise`, which keeps compat32: a modern policy would re-parse every header.
 """
 
 from __future__ import annotations

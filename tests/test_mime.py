@@ -159,9 +159,10 @@ def test_a_long_unsubscribe_link_reads_back_unchanged() -> None:
 
 def test_a_long_non_ascii_subject_is_folded_into_short_encoded_words() -> None:
     subject = "Idée pour Zoë — 10 € " * 40
-    raw = serialise(build_email(message(subject=subject)), crlf=True)
+    mail = build_email(message(subject=subject))
+    raw = serialise(mail, crlf=True)
 
-    assert reparse(build_email(message(subject=subject)))["Subject"] == subject.strip()
+    assert reparse(mail)["Subject"] == subject.strip()
     header_lines = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
     assert all(len(line) <= 998 for line in header_lines)
     assert all(len(word) <= 75 for word in re.findall(rb"=\?utf-8\?b\?[^?]*\?=", raw))
