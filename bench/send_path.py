@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import tempfile
 import time
@@ -57,7 +58,7 @@ def main() -> None:
             ids = list(session.scalars(select(StepExecution.id).where(StepExecution.step_id == step_id)))
         sender = SendActivities(sessions, {"outbox": OutboxProvider(Path(scratch) / "outbox")})
         profiler = cProfile.Profile() if args.profile else None
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall, times = time.process_time(), time.perf_counter(), os.times()
         if profiler:
             profiler.enable()
         outcomes: dict[str, int] = {}
@@ -67,9 +68,14 @@ def main() -> None:
         if profiler:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        user, system = os.times().user - times.user, os.times().system - times.system
         engine.dispose()
         print(f"{len(ids)} sends on {args.database_url}: {outcomes}")
-        print(f"worker CPU per send {1000 * cpu / len(ids):.2f} ms, wall per send {1000 * wall / len(ids):.2f} ms")
+        print(
+            f"worker CPU per send {1000 * cpu / len(ids):.2f} ms"
+            f" (user {1000 * user / len(ids):.2f}, system {1000 * system / len(ids):.2f}),"
+            f" wall per send {1000 * wall / len(ids):.2f} ms"
+        )
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
 
