@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import string
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage, Message
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from providers.base import OutgoingMessage
-from providers.mime import build_email, reference_chain, serialise, text_to_html
+from providers.mime import _POLICY, build_email, reference_chain, serialise, text_to_html
 from providers.outbox import OutboxProvider
 from schemas.enums import Channel
 
@@ -195,3 +197,32 @@ def test_outbox_writes_the_same_mime(tmp_path: Path) -> None:
     assert written["In-Reply-To"] == "<outbound.7.40@sales.example>"
     assert written["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert [part.get_content_type() for part in written.iter_parts()] == ["text/plain", "text/html"]
+
+
+DATE = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+
+
+def _compat32_as_configured(linesep: str) -> policy.Compat32:
+    return policy.compat32.clone(linesep=linesep, mangle_from_=False, max_line_length=998)
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_messages_flatten_exactly_as_compat32_would(crlf: bool) -> None:
+    """Headers that need no folding are written directly; the bytes must not change."""
+    for mail in (
+        build_email(message(), date=DATE),
+        build_email(message(subject="Café ☕ " * 30, body="Grüße\n" + "x" * 1200), date=DATE),
+        build_email(message(in_reply_to="<a@b>", references=("<r1@b>", "<r2@b>")), date=DATE),
+    ):
+        assert serialise(mail, crlf=crlf) == mail.as_bytes(policy=_compat32_as_configured("\r\n" if crlf else "\n"))
+
+
+def test_every_header_value_folds_exactly_as_compat32_would() -> None:
+    rnd = random.Random(8)
+    alphabet = string.ascii_letters + string.digits + " \t;,:<>@=\"'()[]./-_!?  "
+    values = ["", " ", "  a", "a  b", "a ", "\tx", "=?utf-8?q?x?=", "a" * 990, "a" * 996, "a " * 498, "é", "a\nb"]
+    values += ["".join(rnd.choices(alphabet, k=rnd.choice([1, 40, 200, 990, 996, 997, 1200]))) for _ in range(2000)]
+    reference = _compat32_as_configured("\n")
+    for value in values:
+        for name in ("Subject", "List-Unsubscribe"):
+            assert _POLICY.fold_binary(name, value) == reference.fold_binary(name, value), (name, value)
