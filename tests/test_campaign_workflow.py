@@ -9,8 +9,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.contacts_repo import stop_contact
 from db.engine import unit_of_work
+from schemas.activity_io import FetchDueResult
 from schemas.enums import CampaignStatus, SkipReason
 from schemas.signals import PAUSE, RESUME, PauseSignal, ResumeSignal
+from schemas.workflow_io import Tuning
 from tests.support import EMAIL_STEP, THREE_STEPS, Outbound, campaign_spec, people, save_history, seed
 
 pytestmark = pytest.mark.timeout(180)
@@ -103,3 +105,36 @@ async def test_a_single_email_step_completes(outbound: Outbound) -> None:
         progress = await (await outbound.launch(campaign)).result()
     assert progress.lifecycle.state is CampaignStatus.COMPLETED
     assert len(outbound.files("email")) == 2
+
+
+async def test_a_step_refills_its_send_window_once_half_of_it_is_free(outbound: Outbound) -> None:
+    """With every row due at once, each page of due rows after the first refills at least
+    half the window: not one fetch round trip for every send that finished meanwhile."""
+    campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 120)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign, tuning=Tuning(send_window=10))
+        await handle.result()
+        pages = await fetched_pages(outbound, campaign, step=1)
+    sizes = [len(page.execution_ids) for page in pages if page.execution_ids]
+    assert sum(sizes) == 120
+    assert sizes[0] == 10
+    assert all(size >= 5 for size in sizes[1:-1]), sizes
+    assert len(pages) <= 1 + 110 // 5 + 2  # the last page may be short; one empty page ends the step
+
+
+async def fetched_pages(outbound: Outbound, campaign: int, step: int) -> list[FetchDueResult]:
+    """The results of the step's `fetch_due` activities, in order, from its history."""
+    converter = outbound.client.data_converter.payload_converter
+    history = await outbound.step_handle(campaign, step).fetch_history()
+    fetches = {
+        event.event_id
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "fetch_due"
+    }
+    return [
+        converter.from_payloads(attributes.result.payloads, [FetchDueResult])[0]
+        for event in history.events
+        if event.HasField("activity_task_completed_event_attributes")
+        and (attributes := event.activity_task_completed_event_attributes).scheduled_event_id in fetches
+    ]
