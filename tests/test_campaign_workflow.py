@@ -114,6 +114,7 @@ async def test_a_step_refills_its_send_window_once_half_of_it_is_free(outbound: 
     async with outbound.worker():
         handle = await outbound.launch(campaign, tuning=Tuning(send_window=10))
         await handle.result()
+        await save_history(outbound.step_handle(campaign, 1), "step_refill_half_window")
         pages = await fetched_pages(outbound, campaign, step=1)
     sizes = [len(page.execution_ids) for page in pages if page.execution_ids]
     assert sum(sizes) == 120
