@@ -198,6 +198,18 @@ def _latency(scan: HistoryScan, name: str) -> str:
     return f"run {_ms(run, 0.5)}/{_ms(run, 0.95)} ms, queued {_ms(queued, 0.5)}/{_ms(queued, 0.95)} ms"
 
 
+def _per_send(result: CampaignResult) -> str:
+    """What each message cost Temporal: the events, workflow tasks and fetches behind it
+    (the trivial reference pays 3 events and a fraction of a workflow task per activity)."""
+    if not result.sent:
+        return "-"
+    tasks, fetches = result.scan.timings(WORKFLOW_TASK).completed, result.scan.timings("fetch_due").completed
+    return (
+        f"{result.scan.events / result.sent:.2f} events, {tasks / result.sent:.2f} workflow tasks,"
+        f" 1 fetch_due per {result.sent / max(fetches, 1):.0f} sends"
+    )
+
+
 def _ms(ordered: list[float], fraction: float) -> str:
     return f"{ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000:.0f}"
 
@@ -241,6 +253,7 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
         ("send_message p50/p95", _latency(result.scan, "send_message")),
         ("fetch_due p50/p95", _latency(result.scan, "fetch_due")),
         ("workflow task p50/p95", _latency(result.scan, WORKFLOW_TASK)),
+        ("per message sent", _per_send(result)),
     ]
 
 
@@ -267,6 +280,12 @@ def show(trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Ve
         "noop / workflow task p50/p95",
         f"{_latency(trivial.scan, 'bench_noop')}; {_latency(trivial.scan, WORKFLOW_TASK)}",
     )
+    if trivial.activities:
+        tasks = trivial.scan.timings(WORKFLOW_TASK).completed
+        reference.add_row(
+            "per activity",
+            f"{trivial.scan.events / trivial.activities:.2f} events, {tasks / trivial.activities:.2f} workflow tasks",
+        )
     console.print(reference)
     figures = Table(title="Campaign: email → sms → voicemail, window always, gap 0 s")
     figures.add_column("figure")
