@@ -203,11 +203,13 @@ def _per_send(result: CampaignResult) -> str:
     (the trivial reference pays 3 events and a fraction of a workflow task per activity)."""
     if not result.sent:
         return "-"
-    tasks, fetches = result.scan.timings(WORKFLOW_TASK).completed, result.scan.timings("fetch_due").completed
-    return (
-        f"{result.scan.events / result.sent:.2f} events, {tasks / result.sent:.2f} workflow tasks,"
-        f" 1 fetch_due per {result.sent / max(fetches, 1):.0f} sends"
-    )
+    fetches = result.scan.timings("fetch_due").completed
+    return f"{_events_and_tasks(result.scan, result.sent)}, 1 fetch_due per {result.sent / max(fetches, 1):.0f} sends"
+
+
+def _events_and_tasks(scan: HistoryScan, units: int) -> str:
+    """History events and workflow tasks per message sent or per no-op activity."""
+    return f"{scan.events / units:.2f} events, {scan.timings(WORKFLOW_TASK).completed / units:.2f} workflow tasks"
 
 
 def _ms(ordered: list[float], fraction: float) -> str:
@@ -281,11 +283,7 @@ def show(trivial: TrivialResult, campaigns: list[CampaignResult], found: list[Ve
         f"{_latency(trivial.scan, 'bench_noop')}; {_latency(trivial.scan, WORKFLOW_TASK)}",
     )
     if trivial.activities:
-        tasks = trivial.scan.timings(WORKFLOW_TASK).completed
-        reference.add_row(
-            "per activity",
-            f"{trivial.scan.events / trivial.activities:.2f} events, {tasks / trivial.activities:.2f} workflow tasks",
-        )
+        reference.add_row("per activity", _events_and_tasks(trivial.scan, trivial.activities))
     console.print(reference)
     figures = Table(title="Campaign: email → sms → voicemail, window always, gap 0 s")
     figures.add_column("figure")

@@ -81,7 +81,7 @@ class CampaignStepWorkflow:
             # Refilling the moment any send finished turned into a fetch per ~25 sends while
             # rows were due (the sends that finished during one fetch's round trip); waiting
             # for half the window makes it one fetch per ~100 (bench in NOTES, session 8).
-            self.refill_at = max(1, request.tuning.send_window // 2)
+            self.refill_at = self._half_window
         while not self.cancelled:
             if self.paused:
                 self._report("paused")
@@ -108,6 +108,11 @@ class CampaignStepWorkflow:
         self._report("finished")
         await self._tell_campaign()
         return self.counters
+
+    @property
+    def _half_window(self) -> int:
+        """Completed sends that wake the loop, and (patched) free slots worth a fetch."""
+        return max(1, self.request.tuning.send_window // 2)
 
     def _replan_due(self) -> bool:
         return self.last_plan is None or self._seconds_to_replan() <= 0
@@ -169,7 +174,7 @@ class CampaignStepWorkflow:
         if waits and min(waits) <= 0:
             return
         version = self.lifecycle.version
-        half = max(1, self.request.tuning.send_window // 2)
+        half = self._half_window
 
         def woken() -> bool:
             room_freed = self.completed_since_fetch >= half or (not self.in_flight and self.completed_since_fetch)
