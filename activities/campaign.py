@@ -9,6 +9,7 @@ from db.contacts_repo import stop_contact
 from db.engine import SessionFactory, unit_of_work
 from db.enrollment import enroll, schedule_steps
 from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
+from db.lifecycle_batches import Progress, cancel_open_rows, reslot_open_rows
 from db.models import Campaign
 from domain.time_labels import local_label
 from schemas.activity_io import (
@@ -16,6 +17,8 @@ from schemas.activity_io import (
     LifecycleResult,
     PrepareCampaignInput,
     PrepareCampaignResult,
+    SettleCampaignInput,
+    SettleCampaignResult,
     StopContactInput,
 )
 from schemas.enums import CampaignStatus
@@ -55,19 +58,49 @@ class CampaignActivities:
             if request.state is CampaignStatus.PAUSED:
                 record_pause(session, request.campaign_id, request.now)
             elif request.state is CampaignStatus.ACTIVE and request.paused_at is not None:
-                record_resume(session, request.campaign_id, request.paused_at, request.now)
+                record_resume(
+                    session, request.campaign_id, request.paused_at, request.now, reslot=not request.gate_only
+                )
                 shift_steps(session, request.shifted_steps)
                 campaign = session.get(Campaign, request.campaign_id)
                 timezone = campaign.timezone if campaign else None
                 result.start_labels = {
                     plan.step_id: local_label(plan.start_at, timezone) for plan in request.shifted_steps
                 }
-            elif request.state is CampaignStatus.CANCELLED:
+            elif request.state is CampaignStatus.CANCELLED and not request.gate_only:
                 cancel_everything(session, request.campaign_id, request.now)
         return result
 
     @activity.defn
+    def settle_lifecycle(self, request: SettleCampaignInput) -> SettleCampaignResult:
+        """The bulk half of a cancel (close every waiting row and unplanned pair) or a resume
+        (re-slot every waiting row), in batches that never block a send; a retry resumes
+        from the last heartbeat (DESIGN R20)."""
+        details = activity.info().heartbeat_details
+        progress = Progress.from_details(list(details)) if details else Progress()
+
+        def heartbeat(at: Progress) -> None:
+            activity.heartbeat(*at.as_details())
+
+        if request.state is CampaignStatus.CANCELLED:
+            cancel_open_rows(self.sessions, request.campaign_id, request.now, progress, heartbeat)
+        elif request.state is CampaignStatus.ACTIVE and request.paused_at is not None:
+            reslot_open_rows(self.sessions, request.campaign_id, request.paused_at, request.now, progress, heartbeat)
+        activity.logger.info(
+            "campaign %s %s: %s open rows, %s unplanned pairs",
+            request.campaign_id,
+            "cancel settled" if request.state is CampaignStatus.CANCELLED else "re-slotted after the pause",
+            progress.rows,
+            progress.unplanned,
+        )
+        return SettleCampaignResult(rows=progress.rows, unplanned=progress.unplanned)
+
+    @activity.defn
     def stop_contact(self, request: StopContactInput) -> int:
-        """A reply, bounce or opt-out: stops the contact in every campaign at once."""
+        """A reply, bounce or opt-out: stops the contact in every campaign at once. A contact
+        that does not exist is bad input, not a fault to retry."""
         with unit_of_work(self.sessions) as session:
-            return stop_contact(session, request.contact_id, request.reason, request.now)
+            try:
+                return stop_contact(session, request.contact_id, request.reason, request.now)
+            except LookupError as error:
+                raise ApplicationError(str(error), type="ContactNotFound", non_retryable=True) from None

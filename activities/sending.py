@@ -26,6 +26,7 @@ from db.sending import (
     Entry,
     SendContext,
     cancel_sending,
+    claim_retry,
     close_row,
     dead_letter,
     enter_sending,
@@ -33,6 +34,7 @@ from db.sending import (
     load_context,
     mark_sent,
     previous_email,
+    release_attempt,
     reschedule,
 )
 from domain.calendar import LocalWindow, day_bounds, local_day, zone
@@ -105,32 +107,79 @@ class SendActivities:
             status = ExecutionStatus(context.execution.status)
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
-            message = self._compose(db, context, now)
-            if _paused(context, now):
-                if status is not ExecutionStatus.SENDING:
-                    return self._wait_for_mailbox(db, context, now)
-                raise _mailbox_paused_error(context, now)  # retried when the pause ends; no provider call
-            if status is not ExecutionStatus.SENDING:
-                held = self._enter_sending(db, context, message, now, completed_campaign_open=request.dead_letter_retry)
-                if held is not None:
-                    activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
-                    return held
-            provider = self._provider(context)
+            attempt_until = now + _attempt_timeout()
+            attempt = context.execution.attempts + 1
             if status is ExecutionStatus.SENDING:
-                receipt = self._find_earlier_send(provider, message)
-                if receipt is not None:
-                    return _record_sent(db, request.execution_id, receipt, now)
+                retry = claim_retry(db, request.execution_id, now, attempt_until)
+                if retry.closed is not None:
+                    return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=retry.closed)
+                if retry.attempt is None:
+                    raise _held_by_another_attempt(context, retry.busy_until, now)
+                attempt = retry.attempt
             try:
-                receipt = provider.send(message)
-            except ProviderError as error:
-                return self._provider_failed(context, error, now)
-            return _record_sent(db, request.execution_id, receipt, now)
+                return self._attempt(db, request, context, status, now, attempt, attempt_until)
+            except BaseException:
+                _release_quietly(db, request.execution_id)
+                raise
+
+    def _attempt(
+        self,
+        db: Statements,
+        request: SendInput,
+        context: SendContext,
+        status: ExecutionStatus,
+        now: datetime,
+        attempt: int,
+        attempt_until: datetime,
+    ) -> SendResult:
+        """Past the row's claim: render, the gate, the provider (or, on a retry, first the
+        provider's look-up), then SENT."""
+        last_attempt = request.attempt_budget is not None and attempt >= request.attempt_budget
+        message = self._compose(db, context, now)
+        if _paused(context, now):
+            if status is not ExecutionStatus.SENDING:
+                return self._wait_for_mailbox(db, context, now)
+            # Retried when the pause ends; no provider call.
+            raise _mailbox_paused_error(context, now, last_attempt=last_attempt)
+        if status is not ExecutionStatus.SENDING:
+            held = self._enter_sending(
+                db,
+                context,
+                message,
+                now,
+                completed_campaign_open=request.dead_letter_retry,
+                attempt_until=attempt_until,
+            )
+            if held is not None:
+                activity.logger.info("execution %s %s: %s", request.execution_id, held.outcome.value, held.detail)
+                return held
+        provider = self._provider(context)
+        if status is ExecutionStatus.SENDING:
+            receipt = self._find_earlier_send(provider, message)
+            if receipt is not None:
+                return _record_sent(db, request.execution_id, receipt, now)
+            if context.campaign.status == CampaignStatus.CANCELLED.value:
+                # Cancelled while this send waited to retry: settle it, do not send it now.
+                cancel_sending(db, request.execution_id, now)
+                return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="campaign cancelled")
+        try:
+            receipt = provider.send(message)
+        except ProviderError as error:
+            return self._provider_failed(context, error, now, last_attempt=last_attempt)
+        return _record_sent(db, request.execution_id, receipt, now)
 
     @activity.defn
     def settle_cancelled(self, request: SettleInput) -> None:
-        """After a cancel, close rows whose sends were abandoned in retry backoff: SENT if the
-        provider has the message, CANCELLED if it provably does not, FAILED if unknown."""
+        """After a cancel, close the rows of the sends the step let go of (waiting in retry
+        backoff, or never started): SENT if the provider has the message, CANCELLED if it
+        provably does not. A row an attempt is sending right now (it holds the row) is looked
+        at again once that attempt ends, so no look-up runs beside a send. When the provider
+        cannot tell yet (a search index that lags) this attempt fails and a later one asks
+        again; only when the last attempt still cannot tell is the row dead-lettered, rather
+        than called CANCELLED when it may have gone out."""
         now = effective_now(request.now)
+        unknown: list[int] = []
+        busy: list[datetime] = []
         for execution_id in request.execution_ids:
             with unit_of_work(self.sessions) as session:
                 db = Statements(session)
@@ -140,16 +189,37 @@ class SendActivities:
                 if context.execution.status != ExecutionStatus.SENDING.value:
                     close_row(db, execution_id, ExecutionStatus.CANCELLED, None, now)
                     continue
+                held_until = context.execution.lease_until
+                if held_until is not None and held_until > now:
+                    busy.append(held_until)  # an attempt is sending it right now
+                    continue
                 message = self._compose(db, context, now)
                 try:
                     receipt = self._provider(context).find_sent(message)
                 except DeliveryUnknown as error:
-                    dead_letter(session, execution_id, "DeliveryUnknown", str(error), context.execution.attempts, now)
+                    if _last_attempt():
+                        dead_letter(
+                            session, execution_id, "DeliveryUnknown", str(error), context.execution.attempts, now
+                        )
+                    else:
+                        unknown.append(execution_id)
                     continue
                 if receipt is not None:
                     _mark_receipt(db, execution_id, receipt, now)
                 else:
                     cancel_sending(db, execution_id, now)
+        if busy:
+            raise ApplicationError(
+                f"{len(busy)} cancelled execution(s) still have an attempt running; looking again after it",
+                type="AttemptInProgress",
+                next_retry_delay=max(busy) - now + PAUSE_MARGIN,
+            )
+        if unknown:
+            raise ApplicationError(
+                f"the provider cannot tell yet whether {len(unknown)} cancelled execution(s) went out"
+                f" (first: {unknown[0]}); asking again",
+                type="DeliveryUnknown",
+            )
 
     def _provider(self, context: SendContext) -> Provider:
         """Providers are registered by name, or by `name:channel` when one provider name
@@ -202,6 +272,7 @@ class SendActivities:
             sender_address=context.sender.address,
             to=to or "",
             audio_url=step.audio_url,
+            sending_since=context.execution.sending_since,
             **rendered,  # type: ignore[arg-type]
             **fields,  # type: ignore[arg-type]
         )
@@ -224,6 +295,7 @@ class SendActivities:
         now: datetime,
         *,
         completed_campaign_open: bool = False,
+        attempt_until: datetime | None = None,
     ) -> SendResult | None:
         """Into SENDING through the quota claim and the gate (`db.sending.enter_sending`).
         Returns a result when the message must not go out now."""
@@ -232,7 +304,15 @@ class SendActivities:
             reschedule(db, context.execution.id, opens, now)
             return SendResult(outcome=SendOutcome.RESLOTTED, detail=opens.isoformat())
         day = local_day(now, zone(context.sender.timezone))
-        entry = enter_sending(db, context, message.key, day, now, completed_campaign_open=completed_campaign_open)
+        entry = enter_sending(
+            db,
+            context,
+            message.key,
+            day,
+            now,
+            completed_campaign_open=completed_campaign_open,
+            attempt_until=attempt_until,
+        )
         if entry is Entry.NO_QUOTA:
             reschedule(db, context.execution.id, _senders_next_day(context, now), now)
             return SendResult(outcome=SendOutcome.DEFERRED, detail="sender daily limit reached")
@@ -264,10 +344,13 @@ class SendActivities:
                 return SendResult(outcome=SendOutcome.HELD, detail=campaign.status if campaign else None)
             return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
 
-    def _provider_failed(self, context: SendContext, error: ProviderError, now: datetime) -> SendResult:
+    def _provider_failed(
+        self, context: SendContext, error: ProviderError, now: datetime, *, last_attempt: bool = False
+    ) -> SendResult:
         """The provider refused. The row is SENDING but nothing went out, so a refusal about
         the mailbox (limit used up, grant revoked) puts it back to wait; one about the
-        recipient fails it for good; anything else is retried."""
+        recipient fails it for good; anything else is retried (unless a handed-over send
+        has used the row's attempts up)."""
         if error.kind in (FailureKind.QUOTA_EXHAUSTED, FailureKind.AUTH_REVOKED):
             with unit_of_work(self.sessions) as session:
                 if error.kind is FailureKind.QUOTA_EXHAUSTED:
@@ -289,7 +372,13 @@ class SendActivities:
         if error.kind is FailureKind.THROTTLED:
             paused_until = self._note_throttling(context, error, now)
             retry_in = _after_pause(paused_until, now) if paused_until else None
-        raise ApplicationError(reason, error.code, type="ProviderTransient", next_retry_delay=retry_in) from None
+        raise ApplicationError(
+            reason + (" (no attempts left)" if last_attempt else ""),
+            error.code,
+            type="ProviderTransient",
+            next_retry_delay=retry_in,
+            non_retryable=last_attempt,
+        ) from None
 
     def _note_throttling(self, context: SendContext, error: ProviderError, now: datetime) -> datetime | None:
         """Count the rate limit or 5xx against the mailbox; when it is paused, say until when."""
@@ -309,6 +398,45 @@ class SendActivities:
         return throttling.paused_until
 
 
+def _release_quietly(db: Statements, execution_id: int) -> None:
+    """Let the next attempt take the row at once (a no-op unless this attempt had put it
+    in SENDING). If even this fails (the database is down), the hold just runs out."""
+    try:
+        release_attempt(db, execution_id)
+    except Exception as error:  # the original error is the one to report
+        activity.logger.warning("execution %s: could not release its row: %s", execution_id, type(error).__name__)
+
+
+def _attempt_timeout() -> timedelta:
+    """How long this attempt may hold its row: its start-to-close timeout, after which
+    Temporal starts the next attempt anyway."""
+    if activity.in_activity():
+        timeout = activity.info().start_to_close_timeout
+        if timeout:
+            return timeout
+    return timedelta(seconds=60)
+
+
+def _held_by_another_attempt(context: SendContext, busy_until: datetime | None, now: datetime) -> ApplicationError:
+    """Another attempt still holds the row (one the previous run of the step left running,
+    or a slow worker's): wait for it to end, then ask the provider as on any retry."""
+    wait = max((busy_until or now) - now, timedelta(0)) + PAUSE_MARGIN
+    return ApplicationError(
+        f"execution {context.execution.id}: another attempt is sending it until {busy_until}; retrying after it",
+        type="AttemptInProgress",
+        next_retry_delay=wait,
+    )
+
+
+def _last_attempt() -> bool:
+    """This activity attempt is the last its retry policy allows."""
+    if not activity.in_activity():
+        return True
+    info = activity.info()
+    maximum = info.retry_policy.maximum_attempts if info.retry_policy else 0
+    return maximum > 0 and info.attempt >= maximum
+
+
 def _record_sent(db: Statements, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
     _mark_receipt(db, execution_id, receipt, now)
     return SendResult(outcome=SendOutcome.SENT)
@@ -322,7 +450,7 @@ def _paused(context: SendContext, now: datetime) -> bool:
     return context.sender.paused_until is not None and context.sender.paused_until > now
 
 
-def _mailbox_paused_error(context: SendContext, now: datetime) -> ApplicationError:
+def _mailbox_paused_error(context: SendContext, now: datetime, *, last_attempt: bool = False) -> ApplicationError:
     """A retry of a row already SENDING that meets a pause another send started: it waits
     (one attempt spent) and then asks the provider whether the message went out (R3)."""
     assert context.sender.paused_until is not None
@@ -332,6 +460,7 @@ def _mailbox_paused_error(context: SendContext, now: datetime) -> ApplicationErr
         "mailbox_paused",
         type="ProviderTransient",
         next_retry_delay=_after_pause(context.sender.paused_until, now),
+        non_retryable=last_attempt,
     )
 
 

@@ -34,7 +34,13 @@ class StepActivities:
     def fetch_due(self, request: FetchDueInput) -> FetchDueResult:
         with unit_of_work(self.sessions) as session:
             return fetch_due(
-                session, request.step_id, request.now, request.limit, request.lease_seconds, request.exclude
+                session,
+                request.step_id,
+                request.now,
+                request.limit,
+                request.lease_seconds,
+                request.exclude,
+                request.claim_token,
             )
 
     @activity.defn
@@ -46,9 +52,16 @@ class StepActivities:
     def dead_letter(self, request: DeadLetterInput) -> None:
         """The send gave up: FAILED and a dead-letter record; the campaign goes on."""
         with unit_of_work(self.sessions) as session:
-            if dead_letter(
-                session, request.execution_id, request.error_type, request.message, request.attempts, request.now
-            ):
+            attempts = dead_letter(
+                session,
+                request.execution_id,
+                request.error_type,
+                request.message,
+                request.attempts,
+                request.now,
+                retry_state=request.retry_state,
+            )
+            if attempts is not None:
                 channel = session.scalar(
                     select(Step.channel)
                     .join(StepExecution, StepExecution.step_id == Step.id)
@@ -56,9 +69,10 @@ class StepActivities:
                 )
                 self.metrics.dead_letter(channel or "unknown")
                 activity.logger.warning(
-                    "execution %s dead-lettered after %s attempts: %s",
+                    "execution %s dead-lettered after %s attempts (%s): %s",
                     request.execution_id,
-                    request.attempts,
+                    attempts,
+                    request.retry_state or "retries stopped",
                     request.error_type,
                     extra={"execution_id": request.execution_id, "channel": channel, "error_type": request.error_type},
                 )

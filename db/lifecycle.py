@@ -45,8 +45,11 @@ def record_pause(session: Session, campaign_id: int, paused_at: datetime) -> Non
         session.add(CampaignPause(campaign_id=campaign_id, paused_at=paused_at))
 
 
-def record_resume(session: Session, campaign_id: int, paused_at: datetime, resumed_at: datetime) -> None:
-    """Close the pause interval and move what was waiting by the time it was held."""
+def record_resume(
+    session: Session, campaign_id: int, paused_at: datetime, resumed_at: datetime, *, reslot: bool = True
+) -> None:
+    """Close the pause interval and (unless the caller re-slots in batches afterwards,
+    `db.lifecycle_batches`) move what was waiting by the time it was held."""
     updated = session.execute(
         update(CampaignPause)
         .where(CampaignPause.campaign_id == campaign_id, CampaignPause.resumed_at.is_(None))
@@ -55,7 +58,8 @@ def record_resume(session: Session, campaign_id: int, paused_at: datetime, resum
     )
     if updated.rowcount == 0:  # type: ignore[attr-defined]
         return  # already resumed by an earlier attempt of this activity
-    reslot_open_rows(session, campaign_id, resumed_at - paused_at, resumed_at)
+    if reslot:
+        reslot_open_rows(session, campaign_id, resumed_at - paused_at, resumed_at)
 
 
 def shift_steps(session: Session, plans: list[StepPlan]) -> None:

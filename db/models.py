@@ -209,6 +209,7 @@ class StepExecution(Base):
         Index("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks
         Index("ix_step_executions_message_key", "message_key"),  # replies and bounces by Message-ID
         Index("ix_step_executions_sender_thread", "sender_id", "provider_thread_id"),  # replies by thread
+        Index("ix_step_executions_claim", "step_id", "claim_token"),  # a fetch's retry finds its own claim
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
@@ -218,7 +219,9 @@ class StepExecution(Base):
     status: Mapped[str] = mapped_column(String(16))
     scheduled_for: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # the fetch that made it QUEUED (R18)
     attempts: Mapped[int] = mapped_column(default=0)
+    sending_since: Mapped[datetime | None]  # when it passed the gate: provider look-ups start here
     message_key: Mapped[str | None] = mapped_column(String(255))
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     provider_thread_id: Mapped[str | None] = mapped_column(String(255))
@@ -240,6 +243,7 @@ class DeadLetter(Base):
     error_type: Mapped[str] = mapped_column(String(100))
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int]
+    retry_state: Mapped[str | None] = mapped_column(String(40))  # why retries stopped
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]  # when `dlq retry` / `dlq discard` closed it

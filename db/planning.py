@@ -34,6 +34,7 @@ CHANGED_PAGE = 1000  # contacts per candidate query of a replan from a cursor (a
 # the previous step sends), where an ANALYZE each time cost more than the replan itself.
 ANALYZE_AFTER_ROWS = 1000
 _OPEN = [s.value for s in OPEN_STATUSES]
+_CLAIMABLE = [ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _BOOKED = [*_OPEN, ExecutionStatus.SENT.value]
 
@@ -360,40 +361,90 @@ def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]
 
 
 def fetch_due(
-    session: Session, step_id: int, now: datetime, limit: int, lease_seconds: int, exclude: list[int]
+    session: Session,
+    step_id: int,
+    now: datetime,
+    limit: int,
+    lease_seconds: int,
+    exclude: list[int],
+    claim_token: str | None = None,
 ) -> FetchDueResult:
     """Atomically move due rows to QUEUED with a lease and return their ids in slot order.
 
-    Rows whose lease expired (their send was never scheduled) can be claimed again; ids
-    the workflow still has in flight are never handed out twice."""
-    rows: list[tuple[datetime, int, int]] = []
-    if limit > 0:
-        scheduled = and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now)
-        expired = and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now)
-        # Two queries, not one with OR: each reads its first page off the due index in
-        # slot order, where the OR made the database sort every due row of the step.
-        for due in (scheduled, expired):
-            query = select(StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id).where(
-                StepExecution.step_id == step_id, due
-            )
-            if exclude:
-                query = query.where(StepExecution.id.not_in(exclude))
-            page = session.execute(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)).all()
-            rows += [(when or now, execution_id, contact_id) for when, execution_id, contact_id in page]
-        rows = sorted(rows)[:limit]
-    ids, contacts = [row[1] for row in rows], [row[2] for row in rows]
-    if ids:
+    The rows are stamped with `claim_token` (the workflow run and this fetch's sequence
+    number): a retry of the same fetch, after a worker died while it committed, gets the
+    same rows back instead of claiming others and stranding these (DESIGN R18). Rows whose
+    lease expired (claimed by a fetch whose workflow never heard of it) can be claimed
+    again; ids the workflow still has in flight are never handed out twice."""
+    lease_until = now + timedelta(seconds=lease_seconds)
+    rows = _earlier_claim(session, step_id, claim_token, now) if claim_token else []
+    if rows:
         session.execute(
-            update(StepExecution)
-            .where(StepExecution.id.in_(ids))
-            .values(
-                status=ExecutionStatus.QUEUED.value,
-                lease_until=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
+            update(StepExecution).where(StepExecution.id.in_([row[1] for row in rows])).values(lease_until=lease_until)
         )
+    elif limit > 0:
+        rows = _claim(session, step_id, _due_rows(session, step_id, now, limit, exclude), now, lease_until, claim_token)
+    ids, contacts = [row[1] for row in rows], [row[2] for row in rows]
     open_rows, next_due = _open_summary(session, step_id)
     return FetchDueResult(execution_ids=ids, contact_ids=contacts, next_due=next_due, open_rows=open_rows)
+
+
+def _earlier_claim(session: Session, step_id: int, claim_token: str, now: datetime) -> list[tuple[datetime, int, int]]:
+    """The rows an earlier attempt of this very fetch claimed, still waiting for their send."""
+    page = session.execute(
+        select(StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id)
+        .where(
+            StepExecution.step_id == step_id,
+            StepExecution.claim_token == claim_token,
+            StepExecution.status == ExecutionStatus.QUEUED.value,
+        )
+        .order_by(StepExecution.scheduled_for, StepExecution.id)
+    ).all()
+    return [(when or now, execution_id, contact_id) for when, execution_id, contact_id in page]
+
+
+def _due_rows(
+    session: Session, step_id: int, now: datetime, limit: int, exclude: list[int]
+) -> list[tuple[datetime, int, int]]:
+    rows: list[tuple[datetime, int, int]] = []
+    scheduled = and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now)
+    expired = and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now)
+    # Two queries, not one with OR: each reads its first page off the due index in
+    # slot order, where the OR made the database sort every due row of the step.
+    for due in (scheduled, expired):
+        query = select(StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id).where(
+            StepExecution.step_id == step_id, due
+        )
+        if exclude:
+            query = query.where(StepExecution.id.not_in(exclude))
+        page = session.execute(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)).all()
+        rows += [(when or now, execution_id, contact_id) for when, execution_id, contact_id in page]
+    return sorted(rows)[:limit]
+
+
+def _claim(
+    session: Session,
+    step_id: int,
+    rows: list[tuple[datetime, int, int]],
+    now: datetime,
+    lease_until: datetime,
+    claim_token: str | None,
+) -> list[tuple[datetime, int, int]]:
+    """QUEUED, only for rows still waiting: a row a lifecycle change closed, or a send took,
+    between the read and this write stays as it is and is not handed out."""
+    if not rows:
+        return []
+    claimed = set(
+        session.scalars(
+            update(StepExecution)
+            .where(StepExecution.id.in_([row[1] for row in rows]), StepExecution.status.in_(_CLAIMABLE))
+            .values(
+                status=ExecutionStatus.QUEUED.value, lease_until=lease_until, claim_token=claim_token, updated_at=now
+            )
+            .returning(StepExecution.id)
+        )
+    )
+    return [row for row in rows if row[1] in claimed]
 
 
 def mark_step_finished(session: Session, step_id: int, now: datetime) -> None:

@@ -40,6 +40,8 @@ class ExecutionView:
     contact_id: int
     status: str
     attempts: int
+    lease_until: datetime | None  # QUEUED: the claim's lease; SENDING: the running attempt's hold
+    sending_since: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class SenderView:
 @dataclass(frozen=True, slots=True)
 class CampaignView:
     id: int
+    status: str
     timezone: str
     definition: dict[str, Any]
 
@@ -211,7 +214,10 @@ def _gate_statement(*, with_previous_step: bool, completed_campaign_open: bool =
             status=ExecutionStatus.SENDING.value,
             message_key=bindparam("p_message_key"),
             attempts=StepExecution.attempts + 1,
-            lease_until=None,
+            # While SENDING, the lease is the running attempt's hold on the row (see claim_retry).
+            lease_until=bindparam("p_attempt_until", type_=UTCDateTime()),
+            claim_token=None,
+            sending_since=bindparam("p_now", type_=UTCDateTime()),
             updated_at=bindparam("p_now", type_=UTCDateTime()),
         )
     )
@@ -274,6 +280,7 @@ def enter_sending(
     now: datetime,
     *,
     completed_campaign_open: bool = False,
+    attempt_until: datetime | None = None,
 ) -> Entry:
     """Claim one send of the sender's quota for `day`, then pass the gate, in that order:
     a crash between the two can only leave a claim unused, never a send unclaimed. A claim
@@ -285,6 +292,7 @@ def enter_sending(
         "p_previous_step_id": context.previous_step_id,
         "p_message_key": message_key,
         "p_now": now,
+        "p_attempt_until": attempt_until,
         "p_sender_id": context.sender.id,
         "p_day": day,
     }
@@ -320,6 +328,7 @@ _MARK_SENT = (
         provider_thread_id=bindparam("p_thread_id"),
         message_key=func.coalesce(bindparam("p_rfc_message_id", type_=String()), StepExecution.message_key),
         error=None,
+        lease_until=None,
         updated_at=_NOW,
     )
 )
@@ -370,12 +379,22 @@ def close_row(db: Statements, execution_id: int, status: ExecutionStatus, reason
 
 
 def dead_letter(
-    session: Session, execution_id: int, error_type: str, message: str, attempts: int, now: datetime
-) -> bool:
-    """FAILED plus a dead-letter record, once, for an execution still open."""
+    session: Session,
+    execution_id: int,
+    error_type: str,
+    message: str,
+    attempts: int,
+    now: datetime,
+    *,
+    retry_state: str | None = None,
+) -> int | None:
+    """FAILED plus a dead-letter record, once, for an execution still open. The attempt
+    count is the row's own (every attempt that held it in SENDING counts itself) unless
+    the caller knows of more; at least one. Returns it, or None when nothing was written."""
     execution = session.get(StepExecution, execution_id)
     if execution is None or execution.status not in _OPEN:
-        return False
+        return None
+    attempts = max(attempts, execution.attempts, 1)
     execution.status = ExecutionStatus.FAILED.value
     execution.error = f"{error_type}: {message}"
     execution.lease_until = None
@@ -387,11 +406,63 @@ def dead_letter(
             error_type=error_type,
             error=message,
             attempts=attempts,
+            retry_state=retry_state,
             status="open",
             created_at=now,
         )
     )
-    return True
+    return attempts
+
+
+_CLAIM_RETRY = (
+    update(_EXECUTIONS)
+    .where(
+        StepExecution.id == bindparam("p_execution_id"),
+        StepExecution.status == ExecutionStatus.SENDING.value,
+        or_(StepExecution.lease_until.is_(None), StepExecution.lease_until <= bindparam("p_now", type_=UTCDateTime())),
+    )
+    .values(attempts=StepExecution.attempts + 1, lease_until=bindparam("p_attempt_until", type_=UTCDateTime()))
+    .returning(StepExecution.attempts)
+)
+_HOLDER = select(StepExecution.status, StepExecution.lease_until).where(StepExecution.id == bindparam("p_execution_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How a retry of a row already SENDING may go on."""
+
+    attempt: int | None = None  # this attempt's number: the row is held for it
+    busy_until: datetime | None = None  # another attempt holds the row until then
+    closed: str | None = None  # the row is no longer SENDING (its status)
+
+
+def claim_retry(db: Statements, execution_id: int, now: datetime, attempt_until: datetime) -> Retry:
+    """A retry of a row already SENDING takes the row for itself until `attempt_until` and
+    counts itself (the first attempt was counted at the gate), so the row knows its real
+    number of attempts across runs and dead letters. It cannot take a row another attempt
+    still holds: an attempt the previous run of the step left running when it continued
+    as new, or one whose worker is slow. Sending beside it could send twice (R3)."""
+    params = {"p_execution_id": execution_id, "p_now": now, "p_attempt_until": attempt_until}
+    row = db.first(_CLAIM_RETRY, params)
+    if row is not None:
+        return Retry(attempt=int(row["attempts"]))
+    holder = db.first(_HOLDER, params)
+    if holder is None or holder["status"] != ExecutionStatus.SENDING.value:
+        return Retry(closed=holder["status"] if holder else "gone")
+    return Retry(busy_until=holder["lease_until"])
+
+
+_RELEASE = (
+    update(_EXECUTIONS)
+    .where(StepExecution.id == bindparam("p_execution_id"), StepExecution.status == ExecutionStatus.SENDING.value)
+    .values(lease_until=None)
+)
+
+
+def release_attempt(db: Statements, execution_id: int) -> None:
+    """The attempt ended without recording SENT (a failure, a crash caught): the next one
+    may take the row at once."""
+    db.count(_RELEASE, {"p_execution_id": execution_id})
 
 
 def hold_time(now: datetime) -> datetime:
@@ -404,5 +475,5 @@ def cancel_sending(db: Statements, execution_id: int, now: datetime) -> None:
     db.count(
         update(_EXECUTIONS)
         .where(StepExecution.id == execution_id, StepExecution.status == ExecutionStatus.SENDING.value)
-        .values(status=ExecutionStatus.CANCELLED.value, updated_at=now)
+        .values(status=ExecutionStatus.CANCELLED.value, lease_until=None, updated_at=now)
     )

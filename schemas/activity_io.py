@@ -39,6 +39,25 @@ class LifecycleInput(BaseModel):
     now: datetime
     paused_at: datetime | None = None  # set on resume: the pause being closed
     shifted_steps: list[StepPlan] = Field(default_factory=list)
+    # Commit only the one-row gate change (and the pause record); the open rows are settled
+    # or re-slotted afterwards in batches (`SettleCampaignInput`, DESIGN R20). False in
+    # histories from before, where this activity also did the bulk work in one transaction.
+    gate_only: bool = False
+
+
+class SettleCampaignInput(BaseModel):
+    """The bulk half of a lifecycle change, in bounded batches that skip locked rows and
+    resume after a crash from the last heartbeat (DESIGN R20)."""
+
+    campaign_id: int
+    state: CampaignStatus  # CANCELLED: close open rows and unplanned pairs; ACTIVE: re-slot after a pause
+    now: datetime
+    paused_at: datetime | None = None  # on resume: the pause that ended at `now`
+
+
+class SettleCampaignResult(BaseModel):
+    rows: int = 0  # open rows cancelled or re-slotted
+    unplanned: int = 0  # (step, contact) pairs never planned, now CANCELLED
 
 
 class LifecycleResult(BaseModel):
@@ -78,6 +97,9 @@ class FetchDueInput(BaseModel):
     limit: int = Field(ge=0, le=1000)
     lease_seconds: int
     exclude: list[int] = Field(default_factory=list, max_length=1000)
+    # The workflow run and this fetch's sequence number, stamped on the rows it claims: a
+    # retry of the same fetch gets the same rows back (DESIGN R18). None in older histories.
+    claim_token: str | None = Field(None, max_length=64)
 
 
 class FetchDueResult(BaseModel):
@@ -100,6 +122,10 @@ class SendInput(BaseModel):
     # `dlq retry`: the gate also opens for a COMPLETED campaign (its step workflows are
     # done, but a dead letter of it may still be sent); never for a cancelled one.
     dead_letter_retry: bool = False
+    # A send handed over from the previous run of the step workflow (continue-as-new while
+    # it waited between retries, DESIGN R19): its attempts so far are on the row, and it
+    # stops retrying once the row has had this many, as if it had never changed runs.
+    attempt_budget: int | None = Field(None, ge=1)
 
 
 class SendResult(BaseModel):
@@ -111,8 +137,9 @@ class DeadLetterInput(BaseModel):
     execution_id: int
     error_type: str
     message: str = Field(max_length=2000)
-    attempts: int
+    attempts: int  # what the workflow knows (0: unknown); the row's own count wins when higher
     now: datetime
+    retry_state: str | None = Field(None, max_length=40, description="why retries stopped (Temporal's RetryState)")
 
 
 class SettleInput(BaseModel):

@@ -1,5 +1,6 @@
-"""The app-facing contract as JSON Schema: signal payloads, the launch input and the
-status query result, so an app in any language can validate what it sends."""
+"""The app-facing contract as JSON Schema: signal and update payloads, the launch input,
+the status query result and the updates' answer, so an app in any language can validate
+what it sends."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ CONTRACT: dict[str, type[BaseModel]] = {
     f"signal.{signals.CONTACT_REPLIED}": signals.ContactRepliedSignal,
     "workflow.CampaignWorkflow.input": CampaignInput,
     f"query.{signals.STATUS_QUERY}": CampaignProgress,
+    # The same lifecycle changes as Workflow Updates: same payloads, acknowledged.
+    f"update.{signals.PAUSE_UPDATE}": signals.PauseSignal,
+    f"update.{signals.RESUME_UPDATE}": signals.ResumeSignal,
+    f"update.{signals.CANCEL_UPDATE}": signals.CancelSignal,
+    "update.result": signals.LifecycleAck,
 }
 
 

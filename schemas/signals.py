@@ -17,6 +17,12 @@ LIFECYCLE = "lifecycle"  # parent -> step children
 STEP_FINISHED = "step_finished"  # step child -> parent
 RESTART_STEP = "restart_step"  # follow-up processor -> parent
 STATUS_QUERY = "status"
+# Workflow Updates with the same meaning as pause / resume / cancel (DESIGN R2): validated
+# before they are accepted, answered once the gate is committed. The signals stay the
+# app's contract; the CLI uses these to get an answer or a refusal in one round trip.
+PAUSE_UPDATE = "pause_campaign"
+RESUME_UPDATE = "resume_campaign"
+CANCEL_UPDATE = "cancel_campaign"
 
 
 class _Payload(BaseModel):
@@ -60,3 +66,11 @@ class RestartStepSignal(_Payload):
     running: the campaign starts it again under the same id (planning is idempotent)."""
 
     position: int
+
+
+class LifecycleAck(_Payload):
+    """The answer to a lifecycle Update: the campaign's state once the change is committed."""
+
+    campaign_id: int
+    state: CampaignStatus
+    version: int

@@ -22,13 +22,19 @@ class Tuning(BaseModel):
     # Replans in between read only what changed in the previous step (PlanCursor); this
     # often one reads every enrollment again, a backstop that costs one scan.
     full_plan_interval_seconds: int = Field(600, ge=1)
-    lease_seconds: int = Field(3600, ge=60)
+    # A QUEUED row nobody sends (its fetch's workflow never heard of it) is offered again
+    # after this long; rows a run has in flight are never re-offered to it (`exclude`).
+    lease_seconds: int = Field(60, ge=30)
     send_timeout_seconds: int = Field(60, ge=1)
     retry_initial_seconds: float = 2.0
     retry_backoff: float = 2.0
     retry_max_interval_seconds: float = 300.0
     retry_maximum_attempts: int = Field(10, ge=1)
     cancel_grace_seconds: int = Field(600, ge=0)
+    # Continue-as-new lets go of the sends in flight and the next run takes them over (R19)
+    # instead of draining them, retries and all. Off only for the time-skipping test server,
+    # which stops skipping time for good once a closed run leaves activities behind.
+    hand_over_at_continue_as_new: bool = True
 
     def send_retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -123,3 +129,8 @@ class StepInput(BaseModel):
     start_label: str | None = Field(None, description="`start_at` in the campaign's time zone, for the Web UI.")
     plan_cursor: PlanCursor | None = Field(None, description="where the next incremental planning pass starts")
     last_full_plan: datetime | None = Field(None, description="when a planning pass last read every enrollment")
+    handover: list[int] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="executions whose sends the previous run left between retries; this run sends them first",
+    )

@@ -152,6 +152,7 @@ def build_workers(
             activities: list[Callable[..., Any]] = [
                 campaign_activities.prepare_campaign,
                 campaign_activities.apply_lifecycle,
+                campaign_activities.settle_lifecycle,
                 campaign_activities.stop_contact,
                 step_activities.plan_step,
                 step_activities.fetch_due,

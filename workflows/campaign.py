@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaign import CampaignActivities
@@ -27,20 +27,24 @@ with workflow.unsafe.imports_passed_through():
         channel_queue,
         step_workflow_id,
     )
-    from schemas.activity_io import LifecycleInput, PrepareCampaignInput, StopContactInput
+    from schemas.activity_io import LifecycleInput, PrepareCampaignInput, SettleCampaignInput, StopContactInput
     from schemas.enums import CampaignStatus
     from schemas.signals import (
         CANCEL,
+        CANCEL_UPDATE,
         CONTACT_REPLIED,
         LIFECYCLE,
         PAUSE,
+        PAUSE_UPDATE,
         RESTART_STEP,
         RESUME,
+        RESUME_UPDATE,
         STATUS_QUERY,
         STEP_FINISHED,
         CancelSignal,
         ContactRepliedSignal,
         Lifecycle,
+        LifecycleAck,
         PauseSignal,
         RestartStepSignal,
         ResumeSignal,
@@ -49,6 +53,13 @@ with workflow.unsafe.imports_passed_through():
     from schemas.workflow_io import CampaignInput, CampaignProgress, CampaignState, StepInput, StepPlan
     from workflows.common import ACTIVITY_TIMEOUT, Wakeups, history_is_long, local_label, seconds_until
     from workflows.step import CampaignStepWorkflow
+
+
+# Activities started from signal and update handlers give up after a bounded time: one that
+# retried forever would keep the handler, and so the campaign, from ever finishing.
+HANDLER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=8)
+# The lifecycle's own writes (the gate, then the batches) may wait out a database outage.
+LIFECYCLE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=40)
 
 
 @workflow.defn(name="CampaignWorkflow")
@@ -62,6 +73,10 @@ class CampaignWorkflow:
         # What the campaign sleeps towards ("step 2 (sms) at ..."), kept in the current
         # details whenever they are refreshed (a step finishing must not hide it).
         self.waiting_for: str | None = None
+        # Lifecycle changes commit the one-row gate first and settle or re-slot the open rows
+        # afterwards in batches (DESIGN R20); the enrollment activity is let finish when the
+        # workflow is cancelled during it. Off in histories from before.
+        self.gate_first = workflow.patched("lifecycle-gate-first-then-batches")
 
     # --- the business process -------------------------------------------------------
 
@@ -69,12 +84,22 @@ class CampaignWorkflow:
     async def run(self, request: CampaignInput) -> CampaignProgress:
         try:
             await self._run_campaign()
-        except asyncio.CancelledError:
+        except BaseException as error:
+            if not self._cancelled_from_outside(error):
+                raise
             # `temporal workflow cancel` takes the same path as the cancel signal.
             await self._change_lifecycle(CampaignStatus.CANCELLED)
             await self._wait_for_steps()
             await self._finish()
         return self.status()
+
+    def _cancelled_from_outside(self, error: BaseException) -> bool:
+        """A workflow cancel reaches the workflow as asyncio's CancelledError, or, when it
+        arrives while an activity runs, as that activity's cancellation (an ActivityError),
+        which older code let end the workflow with the database still ACTIVE."""
+        if isinstance(error, asyncio.CancelledError):
+            return True
+        return is_cancelled_exception(error) and workflow.patched("workflow-cancel-while-an-activity-runs")
 
     async def _run_campaign(self) -> None:
         if self.state.launched_at is None:
@@ -85,6 +110,10 @@ class CampaignWorkflow:
         await self._sleep_until(lambda: self.state.start_at, "launch")  # type: ignore[arg-type, return-value]
         if not self.cancelled and not self.state.prepared:
             await self._prepare()
+            if self.gate_first and workflow.cancellation_reason() is not None:
+                # Cancelled while enrolling: enrollment was let finish (so the cancel can
+                # settle every pair it made) and the cancel now takes its usual path.
+                raise asyncio.CancelledError()
         for plan in self.state.steps:
             if plan.started:
                 continue
@@ -110,6 +139,11 @@ class CampaignWorkflow:
                 version=self.state.lifecycle.version,
             ),
             start_to_close_timeout=timedelta(minutes=10),
+            cancellation_type=(
+                ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                if self.gate_first
+                else ActivityCancellationType.TRY_CANCEL
+            ),
             summary="enroll contacts and schedule the steps",
         )
         self.state.steps = result.steps
@@ -180,7 +214,30 @@ class CampaignWorkflow:
         await workflow.wait_condition(lambda: not self.lock.locked())
         if not self.cancelled:
             await self._change_lifecycle(CampaignStatus.COMPLETED)
+        elif self.gate_first:
+            # The steps have stopped (or did not confirm in time): close what is still open.
+            await self._settle(
+                SettleCampaignInput(
+                    campaign_id=self.request.campaign_id, state=CampaignStatus.CANCELLED, now=workflow.now()
+                )
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _settle(self, request: SettleCampaignInput) -> None:
+        """The bulk half of a lifecycle change, in batches (DESIGN R20). If it gives up, the
+        gate still holds: nothing is sent against the decision; the rows just wait unsettled."""
+        what = "close the open rows" if request.state is CampaignStatus.CANCELLED else "re-slot the open rows"
+        try:
+            await workflow.execute_activity_method(
+                CampaignActivities.settle_lifecycle,
+                request,
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=LIFECYCLE_RETRY,
+                summary=f"campaign {self.request.campaign_id}: {what}",
+            )
+        except ActivityError as error:
+            workflow.logger.error("campaign %s: could not %s: %s", self.request.campaign_id, what, error.cause)
 
     # --- durable, interruptible waiting ----------------------------------------------
 
@@ -246,17 +303,70 @@ class CampaignWorkflow:
         if not self.state.lifecycle.state.finished:
             await self._change_lifecycle(CampaignStatus.CANCELLED)
 
+    # The same three as Workflow Updates (DESIGN R2): a validator refuses what the state
+    # forbids before anything is written to history, and the answer comes once the gate is
+    # committed, so the CLI needs one round trip instead of query + describe + signal.
+
+    @workflow.update(name=PAUSE_UPDATE)
+    async def pause_update(self, request: PauseSignal) -> LifecycleAck:
+        await self.pause(request)
+        return self._ack()
+
+    @pause_update.validator
+    def _validate_pause(self, request: PauseSignal) -> None:
+        self._refuse_unless(CampaignStatus.ACTIVE, "pause")
+
+    @workflow.update(name=RESUME_UPDATE)
+    async def resume_update(self, request: ResumeSignal) -> LifecycleAck:
+        await self.resume(request)
+        return self._ack()
+
+    @resume_update.validator
+    def _validate_resume(self, request: ResumeSignal) -> None:
+        self._refuse_unless(CampaignStatus.PAUSED, "resume")
+
+    @workflow.update(name=CANCEL_UPDATE)
+    async def cancel_update(self, request: CancelSignal) -> LifecycleAck:
+        await self.cancel(request)
+        return self._ack()
+
+    @cancel_update.validator
+    def _validate_cancel(self, request: CancelSignal) -> None:
+        if self.state.lifecycle.state.finished:
+            raise ValueError(f"campaign {self.request.campaign_id} is {self.state.lifecycle.state.value}")
+
+    def _refuse_unless(self, state: CampaignStatus, verb: str) -> None:
+        current = self.state.lifecycle.state
+        if current is not state:
+            raise ValueError(f"campaign {self.request.campaign_id} is {current.value}; it cannot {verb}")
+
+    def _ack(self) -> LifecycleAck:
+        lifecycle = self.state.lifecycle
+        return LifecycleAck(campaign_id=self.request.campaign_id, state=lifecycle.state, version=lifecycle.version)
+
     @workflow.signal(name=CONTACT_REPLIED)
     async def contact_replied(self, signal: ContactRepliedSignal) -> None:
-        """Stops the contact in every campaign (a database write the send gate obeys)."""
+        """Stops the contact in every campaign (a database write the send gate obeys). Bad
+        input (no such contact) is logged and dropped; the retries are bounded, so the
+        handler always ends and the campaign can still finish or continue as new."""
         if signal.event_id and signal.event_id in self.state.handled_events:
             return
-        await workflow.execute_activity_method(
-            CampaignActivities.stop_contact,
-            StopContactInput(contact_id=signal.contact_id, reason=signal.reason, now=workflow.now()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            summary=f"stop contact {signal.contact_id}: {signal.reason.value}",
-        )
+        try:
+            await workflow.execute_activity_method(
+                CampaignActivities.stop_contact,
+                StopContactInput(contact_id=signal.contact_id, reason=signal.reason, now=workflow.now()),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=HANDLER_RETRY,
+                summary=f"stop contact {signal.contact_id}: {signal.reason.value}",
+            )
+        except ActivityError as error:
+            # Ids only: the contact id and the error type, never an address.
+            cause = error.cause
+            kind = getattr(cause, "type", None) or type(cause).__name__
+            workflow.logger.warning(
+                "contact_replied for contact %s not applied (%s): %s", signal.contact_id, kind, cause
+            )
+            return
         if signal.event_id:
             self.state.handled_events = [*self.state.handled_events[-199:], signal.event_id]
 
@@ -311,12 +421,34 @@ class CampaignWorkflow:
                 self.state.paused_seconds += (now - self.state.paused_at).total_seconds()
                 self.state.paused_at = None
             self._publish()
-            result = await workflow.execute_activity_method(
-                CampaignActivities.apply_lifecycle,
-                request,
-                start_to_close_timeout=timedelta(minutes=10),
-                summary=f"campaign {target.value.lower()}",
-            )
+            if not self.gate_first:
+                result = await workflow.execute_activity_method(
+                    CampaignActivities.apply_lifecycle,
+                    request,
+                    start_to_close_timeout=timedelta(minutes=10),
+                    summary=f"campaign {target.value.lower()}",
+                )
+            else:
+                try:
+                    result = await workflow.execute_activity_method(
+                        CampaignActivities.apply_lifecycle,
+                        request.model_copy(update={"gate_only": True}),
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        retry_policy=LIFECYCLE_RETRY,
+                        summary=f"campaign {target.value.lower()}",
+                    )
+                except ActivityError as error:
+                    # The steps still obey the decision (they are told below); the database
+                    # gate is written again with the next change or the reconcile pass.
+                    workflow.logger.error("campaign %s: gate not committed: %s", self.request.campaign_id, error.cause)
+                    result = None
+                if request.paused_at is not None and target is CampaignStatus.ACTIVE:
+                    # Before the steps hear of the resume, so none fetches from a half-moved step.
+                    await self._settle(
+                        SettleCampaignInput(
+                            campaign_id=self.request.campaign_id, state=target, now=now, paused_at=request.paused_at
+                        )
+                    )
             labels = result.start_labels if result else {}  # None in histories from before the result
             for plan in self.state.steps:
                 plan.start_label = labels.get(plan.step_id, plan.start_label)

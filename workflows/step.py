@@ -11,7 +11,8 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.sending import SendActivities
@@ -54,6 +55,11 @@ class CampaignStepWorkflow:
         self.wakeups = Wakeups()
         self.drain_reserve = 0
         self.refill_at = 1  # free window slots that make a fetch worth its round trip
+        self.fetches = 0  # this run's fetch sequence: with the run id, each fetch's claim token
+        # Patched behaviour (see `run`): cancel and continue-as-new let go of the sends in
+        # flight instead of waiting for them; their rows are settled or handed over.
+        self.let_go_at_once = False
+        self.let_go: set[int] = set()  # executions whose sends this run no longer waits for
 
     @workflow.signal(name=LIFECYCLE)
     def on_lifecycle(self, lifecycle: Lifecycle) -> None:
@@ -82,6 +88,11 @@ class CampaignStepWorkflow:
             # rows were due (the sends that finished during one fetch's round trip); waiting
             # for half the window makes it one fetch per ~100 (bench in NOTES, session 8).
             self.refill_at = self._half_window
+        # Cancel and continue-as-new stop the sends waiting between retries instead of waiting
+        # minutes for them: the rows are in the database, so a cancel settles them and the next
+        # run takes them over (DESIGN R8, R19; NOTES, issue 15).
+        self.let_go_at_once = workflow.patched("let-go-of-sends-waiting-out-retries")
+        self._take_over(request.handover)
         while not self.cancelled:
             if self.paused:
                 self._report("paused")
@@ -114,6 +125,17 @@ class CampaignStepWorkflow:
         """Completed sends that wake the loop, and (patched) free slots worth a fetch."""
         return max(1, self.request.tuning.send_window // 2)
 
+    def _take_over(self, handover: list[int]) -> None:
+        """Sends the previous run let go of (waiting between retries, or not started): sent
+        first, each within what is left of its attempts (the row counts them). An attempt of
+        the previous run that is still running holds the row (`db.sending.claim_retry`), so
+        the two never send side by side. After a cancel they are only settled."""
+        if self.cancelled:
+            self.let_go.update(handover)
+            return
+        for execution_id in handover:
+            self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id, handed_over=True))
+
     def _replan_due(self) -> bool:
         return self.last_plan is None or self._seconds_to_replan() <= 0
 
@@ -145,6 +167,7 @@ class CampaignStepWorkflow:
 
     async def _fetch_and_send(self) -> tuple[float | None, int]:
         room = self.request.tuning.send_window - len(self.in_flight)
+        self.fetches += 1
         result = await workflow.execute_activity_method(
             StepActivities.fetch_due,
             FetchDueInput(
@@ -153,6 +176,7 @@ class CampaignStepWorkflow:
                 limit=max(room, 0),
                 lease_seconds=self.request.tuning.lease_seconds,
                 exclude=sorted(self.in_flight),
+                claim_token=f"{workflow.info().run_id}:{self.fetches}",
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
@@ -188,24 +212,43 @@ class CampaignStepWorkflow:
         summary = f"next send due at {local_label(until)}" if until else None
         await self.wakeups.wait(woken, until, summary)
 
-    async def _send(self, execution_id: int, contact_id: int | None = None) -> None:
-        """One send; its summary names the execution and the contact (by id, never PII)."""
+    async def _send(self, execution_id: int, contact_id: int | None = None, *, handed_over: bool = False) -> None:
+        """One send; its summary names the execution and the contact (by id, never PII).
+
+        A send this run let go of (cancel, continue-as-new) is not its to judge any more: a
+        late failure is not dead-lettered, the settle or the next run decides the row."""
         who = f"execution {execution_id}" + (f" to contact {contact_id}" if contact_id is not None else "")
+        tuning = self.request.tuning
         try:
             result = await workflow.execute_activity_method(
                 SendActivities.send_message,
-                SendInput(execution_id=execution_id, now=workflow.now()),
+                SendInput(
+                    execution_id=execution_id,
+                    now=workflow.now(),
+                    attempt_budget=tuning.retry_maximum_attempts if handed_over else None,
+                ),
                 task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
-                start_to_close_timeout=timedelta(seconds=self.request.tuning.send_timeout_seconds),
-                retry_policy=self.request.tuning.send_retry_policy(),
-                summary=f"step {self.request.position}: send {self.request.channel.value} {who}",
+                start_to_close_timeout=timedelta(seconds=tuning.send_timeout_seconds),
+                retry_policy=tuning.send_retry_policy(),
+                summary=f"step {self.request.position}: send {self.request.channel.value} {who}"
+                + (" (taken over from the previous run)" if handed_over else ""),
             )
             self._count(result.outcome)
         except ActivityError as error:
-            await self._dead_letter(execution_id, error, who)
+            if execution_id in self.let_go or (self.let_go_at_once and is_cancelled_exception(error)):
+                self.let_go.add(execution_id)
+            else:
+                await self._dead_letter(execution_id, error, who, handed_over=handed_over)
         finally:
             self.in_flight.pop(execution_id, None)
             self.completed_since_fetch += 1
+
+    def _let_go_of_sends(self) -> None:
+        """Stop waiting for the sends in flight. Their activities stay scheduled until this
+        run closes (then the server drops them); each row is in the database, held by its
+        running attempt if one runs, so the settle or the next run can take it from there."""
+        self.let_go.update(self.in_flight)
+        self.in_flight.clear()
 
     def _count(self, outcome: SendOutcome) -> None:
         field = {
@@ -218,17 +261,23 @@ class CampaignStepWorkflow:
         if field:
             setattr(self.counters, field, getattr(self.counters, field) + 1)
 
-    async def _dead_letter(self, execution_id: int, error: ActivityError, who: str) -> None:
+    async def _dead_letter(
+        self, execution_id: int, error: ActivityError, who: str, *, handed_over: bool = False
+    ) -> None:
         cause = error.cause
         error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+        # Exactly the policy's attempts when they ran out in this run; otherwise the row's own
+        # count (every attempt counts itself on the row) is the real one.
+        exhausted = error.retry_state is RetryState.MAXIMUM_ATTEMPTS_REACHED and not handed_over
         await workflow.execute_activity_method(
             StepActivities.dead_letter,
             DeadLetterInput(
                 execution_id=execution_id,
                 error_type=error_type or "Error",
                 message=(message or "")[:2000],
-                attempts=error.retry_state.value if error.retry_state else 0,
+                attempts=self.request.tuning.retry_maximum_attempts if exhausted else 0,
+                retry_state=error.retry_state.name if error.retry_state else None,
                 now=workflow.now(),
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -237,8 +286,28 @@ class CampaignStepWorkflow:
         self.counters.failed += 1
 
     async def _wind_down_after_cancel(self) -> None:
-        """Sends already running finish; those still waiting (retry backoff) after the grace
-        period are cancelled and their rows settled from what the provider knows."""
+        """Sends already running finish; those waiting out a retry backoff (or not started)
+        are let go of and their rows settled at once from what the provider knows: SENT or
+        CANCELLED, never FAILED, never left SENDING (DESIGN R8). Closing this run drops their
+        pending retries; a retry that runs before that finds its row closed and sends nothing."""
+        if self.let_go_at_once:
+            self._let_go_of_sends()
+            if self.let_go:
+                await workflow.execute_activity_method(
+                    SendActivities.settle_cancelled,
+                    SettleInput(execution_ids=sorted(self.let_go), now=workflow.now()),
+                    task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
+                    start_to_close_timeout=timedelta(minutes=5),
+                    # The provider may not know yet (a lagging search): ask again, for a while.
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=30),
+                        maximum_interval=timedelta(minutes=5),
+                        maximum_attempts=10,
+                    ),
+                    summary=f"settle {len(self.let_go)} cancelled send(s) of step {self.request.position}",
+                )
+            return
+        # Histories from before the patch: a grace period, then a cancel that did not wait.
         deadline = workflow.now() + timedelta(seconds=self.request.tuning.cancel_grace_seconds)
         while self.in_flight and workflow.now() < deadline:
             await self.wakeups.wait(lambda: not self.in_flight, deadline, "grace period for sends after cancel")
@@ -255,6 +324,11 @@ class CampaignStepWorkflow:
 
     async def _continue_as_new(self) -> None:
         self._report("continuing as new")
+        handover: list[int] = []
+        if self.let_go_at_once and self.request.tuning.hand_over_at_continue_as_new:
+            # Do not wait minutes for sends between retries: the next run takes them over.
+            self._let_go_of_sends()
+            handover = sorted(self.let_go)
         await workflow.wait_condition(lambda: not self.in_flight and workflow.all_handlers_finished())
         workflow.continue_as_new(
             self.request.model_copy(
@@ -265,6 +339,7 @@ class CampaignStepWorkflow:
                     "plan_cursor": self.plan_cursor,
                     "last_full_plan": self.last_full_plan,
                     "run": self.request.run + 1,
+                    "handover": handover,
                 }
             )
         )
