@@ -20,6 +20,7 @@ from domain.durations import parse_seconds
 from domain.templates import TemplateRenderError
 from schemas.enums import CampaignStatus
 from schemas.reports import CampaignReport
+from schemas.signals import LifecycleAck
 from starter.context import CliContext, UserError
 
 if TYPE_CHECKING:
@@ -120,28 +121,23 @@ def _control(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _signal(campaign_id: int, verb: str, reason: str | None = None) -> None:
+    """Pause, resume or cancel through the campaign's Workflow Updates: the answer comes
+    once the gate is committed, or is a refusal that says why ("campaign 3 is COMPLETED")."""
     ctx = CliContext()
     with ctx.sessions() as session:
         if session.get(Campaign, campaign_id) is None:
             raise UserError(f"campaign {campaign_id} does not exist")
 
-    async def go() -> None:
+    async def go() -> LifecycleAck:
         client = await _client(ctx)
-        progress = await client.progress(campaign_id)
-        state = progress.lifecycle.state if progress else None
-        if verb == "pause" and state is CampaignStatus.PAUSED:
-            raise UserError(f"campaign {campaign_id} is already paused")
-        if verb == "resume" and state is CampaignStatus.ACTIVE:
-            raise UserError(f"campaign {campaign_id} is not paused")
         if verb == "pause":
-            await client.pause(campaign_id, reason)
-        elif verb == "resume":
-            await client.resume(campaign_id)
-        else:
-            await client.cancel(campaign_id, reason)
+            return await client.pause_now(campaign_id, reason)
+        if verb == "resume":
+            return await client.resume_now(campaign_id)
+        return await client.cancel_now(campaign_id, reason)
 
-    _control(go)
-    ctx.console.print(f"Sent [bold]{verb}[/] to campaign {campaign_id}")
+    ack = _control(go)
+    ctx.console.print(f"Campaign {campaign_id} is [bold]{ack.state.value}[/] ({verb} acknowledged)")
 
 
 @campaign_app.command("pause")

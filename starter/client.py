@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -31,12 +31,16 @@ from schemas.enums import CampaignStatus
 from schemas.inbound_io import MailboxSyncInput
 from schemas.signals import (
     CANCEL,
+    CANCEL_UPDATE,
     CONTACT_REPLIED,
     PAUSE,
+    PAUSE_UPDATE,
     RESUME,
+    RESUME_UPDATE,
     STATUS_QUERY,
     CancelSignal,
     ContactRepliedSignal,
+    LifecycleAck,
     PauseSignal,
     ResumeSignal,
 )
@@ -132,7 +136,54 @@ class OutboundClient:
         await self._signal(campaign_id, CANCEL, CancelSignal(reason=reason))
 
     async def contact_replied(self, campaign_id: int, contact_id: int, event_id: str | None = None) -> None:
-        await self._signal(campaign_id, CONTACT_REPLIED, ContactRepliedSignal(contact_id=contact_id, event_id=event_id))
+        """Checked here first: a signal the workflow can only drop is better refused."""
+        if isinstance(contact_id, bool) or not isinstance(contact_id, int) or contact_id < 1:
+            raise CampaignControlError(f"contact id must be a positive whole number, not {contact_id!r}")
+        try:
+            payload = ContactRepliedSignal(contact_id=contact_id, event_id=event_id)
+        except ValueError as error:
+            raise CampaignControlError(f"contact_replied: {error}") from None
+        await self._signal(campaign_id, CONTACT_REPLIED, payload)
+
+    # Acknowledged lifecycle changes (Workflow Updates): one round trip, and the answer says
+    # the gate is committed, or why the campaign refused.
+
+    async def pause_now(self, campaign_id: int, reason: str | None = None) -> LifecycleAck:
+        return await self._update(campaign_id, PAUSE_UPDATE, PauseSignal(reason=reason))
+
+    async def resume_now(self, campaign_id: int) -> LifecycleAck:
+        return await self._update(campaign_id, RESUME_UPDATE, ResumeSignal())
+
+    async def cancel_now(self, campaign_id: int, reason: str | None = None) -> LifecycleAck:
+        return await self._update(campaign_id, CANCEL_UPDATE, CancelSignal(reason=reason))
+
+    async def _update(self, campaign_id: int, name: str, payload: BaseModel) -> LifecycleAck:
+        try:
+            ack: LifecycleAck = await self.handle(campaign_id).execute_update(name, payload, result_type=LifecycleAck)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            raise CampaignControlError(getattr(cause, "message", None) or str(cause or error)) from None
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Not launched, or closed: only then is a second round trip needed, to say which.
+            raise CampaignControlError(await self._why_closed(campaign_id)) from None
+        return ack
+
+    async def _why_closed(self, campaign_id: int) -> str:
+        """ "campaign 3 is CANCELLED": the last CampaignStatus the workflow published, which
+        its closed run keeps (a cancelled campaign's workflow itself completes normally)."""
+        try:
+            description = await self.handle(campaign_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return f"campaign {campaign_id} has not been launched"
+            raise
+        state = description.typed_search_attributes.get(CAMPAIGN_STATUS)
+        if state:
+            return f"campaign {campaign_id} is {state}"
+        closed = description.status.name.lower() if description.status else "closed"
+        return f"campaign {campaign_id} has finished ({closed})"
 
     async def progress(self, campaign_id: int) -> CampaignProgress | None:
         """The live state from the workflow, or None when it is not reachable."""
@@ -152,6 +203,7 @@ class OutboundClient:
         return description.status
 
     async def _signal(self, campaign_id: int, name: str, payload: BaseModel) -> None:
+        """The app's signals, after the checks a person expects (launched, still running)."""
         status = await self.workflow_status(campaign_id)
         if status is None:
             raise CampaignControlError(f"campaign {campaign_id} has not been launched")
