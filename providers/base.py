@@ -7,6 +7,7 @@ semantics without knowing any provider's error codes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -31,6 +32,9 @@ class OutgoingMessage:
     headers: dict[str, str] = field(default_factory=dict)  # extra headers, e.g. List-Unsubscribe
     status_callback: str | None = None  # SMS/voicemail: where the provider reports delivery
     voice_url: str | None = None  # voicemail: where the provider fetches the TwiML after AMD
+    # When this execution entered SENDING (None for rows from before it was recorded): a
+    # retry's look-up (R3) must not look earlier, or an earlier step's message stands in for it.
+    sending_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,8 @@ class OutboxProvider:
             raise ProviderError(FailureKind.PERMANENT, "outbox fault: recipient rejected", "invalid_recipient")
         if self.faults.quota_exhausted:
             raise ProviderError(FailureKind.QUOTA_EXHAUSTED, "outbox fault: daily sending limit reached", "quota")
-        if attempt <= self.faults.transient_failures:
+        flaky = self.faults.transient_failure_marker
+        if attempt <= self.faults.transient_failures and (not flaky or flaky in message.to):
             raise ProviderError(FailureKind.THROTTLED, f"outbox fault: 503 on attempt {attempt}", "503")
 
     def _count_attempt(self, message: OutgoingMessage) -> int:

@@ -5,8 +5,11 @@ searching the account's records (R3). The search deliberately does not use Twili
 `DateSent>` / `StartTime>` filters: a message or call that is still `queued` has neither
 date yet, and it is exactly the record a retry seconds after a lost response must find.
 Records are instead listed by recipient and sender (a short list: only our own outreach
-goes from one sender to one contact) and filtered on `date_created` here. When the list
-is longer than we are willing to read, absence is unproven and the look-up says so.
+goes from one sender to one contact) and filtered on `date_created` here, from the moment
+the execution entered SENDING (`OutgoingMessage.sending_since`): anything older belongs to
+another step, which to the same number may carry the same text or, for a call, nothing to
+tell them apart. When the list is longer than we are willing to read, absence is unproven
+and the look-up says so.
 
 Error text from Twilio often repeats the phone number, and errors end up in workflow
 history, so every error raised here is built from the code and a fixed description only,
@@ -39,6 +42,13 @@ _SDK_LOGGER.setLevel(logging.WARNING)
 DEFAULT_TIMEOUT_SECONDS = 20.0  # a send activity has ~60 s, and a look-up may read a few pages
 SEARCH_PAGE_SIZE = 50
 MAX_SEARCHED_RECORDS = 200  # beyond this many records for one sender/recipient pair, absence is unproven
+# A look-up starts this long before `sending_since`: Twilio stamps `date_created` in whole
+# seconds by its own clock, so a record created just after our clock read `sending_since`
+# can carry a stamp up to a second earlier, more if the clocks disagree. An earlier step's
+# record was created before that step's row turned SENT, so before this step was even
+# planned (R1): it falls inside the margin only when two steps to one number follow within
+# seconds of each other (a zero wait).
+CLOCK_SKEW_MARGIN = timedelta(seconds=5)
 VOICEMAIL_STATUS_EVENTS = ["completed"]  # the completed callback carries AnsweredBy and the duration
 
 # Everything a Twilio call can raise besides programming errors: API answers (TwilioRestException,
@@ -171,18 +181,26 @@ class _TwilioProvider:
             detail = f"HTTP {status}" if status is not None else type(error).__name__
             raise DeliveryUnknown(f"twilio: searching {what} failed ({detail}); absence is unproven") from None
 
-    def _window(self, records: list[Any], what: str) -> list[Any]:
-        """Records created inside the look-back window, or DeliveryUnknown when the list was cut short."""
+    def _window(self, records: list[Any], what: str, message: OutgoingMessage) -> list[Any]:
+        """Records created since this execution entered SENDING (less the clock margin) and
+        inside the look-back window, or DeliveryUnknown when the list was cut short.
+
+        The look-back alone bounds rows from before `sending_since` was recorded, and still
+        caps a row stuck in SENDING for longer. The bound is applied here, on `date_created`,
+        not as Twilio's `DateSent>` / `StartTime>` filters, which skip queued records."""
         if len(records) > MAX_SEARCHED_RECORDS:
             raise DeliveryUnknown(f"twilio: more than {MAX_SEARCHED_RECORDS} {what} for this pair; absence is unproven")
         since = datetime.now(UTC) - self.lookback
+        if message.sending_since is not None:
+            since = max(since, message.sending_since - CLOCK_SKEW_MARGIN)
         return [record for record in records if record.date_created is None or record.date_created >= since]
 
 
 class TwilioSmsProvider(_TwilioProvider):
     """SMS through `messages.create`; delivery reports arrive at the status callback."""
 
-    # A body match identifies the message, so a long window only guards against resending.
+    # Without `sending_since`, a body match is all that tells this step's message from an
+    # earlier one; the window only bounds how far back a row from before it looks.
     default_lookback = timedelta(days=7)
 
     def send(self, message: OutgoingMessage) -> SentReceipt:
@@ -209,7 +227,7 @@ class TwilioSmsProvider(_TwilioProvider):
             ),
             "messages",
         )
-        for record in self._window(records, "messages"):
+        for record in self._window(records, "messages", message):
             if _same_body(record.body, message.body):
                 return SentReceipt(provider_message_id=str(record.sid))
         return None
@@ -225,7 +243,8 @@ class TwilioVoicemailProvider(_TwilioProvider):
     `voice_url`, see `domain.voicemail_twiml`) plays the message once the greeting ends."""
 
     # A call carries no content to match, so any call to the contact in the window counts as
-    # ours: a short window keeps an earlier step's call from standing in for this one.
+    # ours. `sending_since` keeps an earlier step's call out; without it (rows from before it
+    # was recorded) only this short window does.
     default_lookback = timedelta(days=2)
 
     def send(self, message: OutgoingMessage) -> SentReceipt:
@@ -262,7 +281,7 @@ class TwilioVoicemailProvider(_TwilioProvider):
             ),
             "calls",
         )
-        calls = self._window(records, "calls")
+        calls = self._window(records, "calls", message)
         if not calls:
             return None
         newest = max(calls, key=lambda call: call.date_created or datetime.max.replace(tzinfo=UTC))

@@ -21,6 +21,9 @@ class OutboxFaults(BaseModel):
     can be exercised end to end (set with e.g. `OUTBOUND_OUTBOX_FAULTS__TRANSIENT_FAILURES=2`)."""
 
     transient_failures: int = Field(0, ge=0, description="First N attempts per message fail with a 503.")
+    transient_failure_marker: str | None = Field(
+        None, description="With transient_failures: only recipients containing this text fail (others go through)."
+    )
     crash_after_write: bool = Field(False, description="First attempt per message writes, then fails.")
     permanent_failure_marker: str | None = Field(
         None, description="Recipients containing this text are rejected permanently."
