@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from runtime.settings import DEFAULT_HOME
 from starter.context import CliContext, UserError
+
+if TYPE_CHECKING:
+    from starter.shutdown import StopOnSigterm
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -74,26 +76,31 @@ def dev_server(
     ui_port: Annotated[int, typer.Option(help="Web UI port.")] = 8233,
     home: Annotated[Path, typer.Option(help="Where the server keeps its database.")] = DEFAULT_HOME,
 ) -> None:
-    """Run the local Temporal dev server (Web UI included) with Outbound's search attributes."""
+    """Run the local Temporal dev server (Web UI included) with Outbound's search attributes.
+
+    Ctrl-C or SIGTERM stops it, at any moment, and exits 0 once the server is down."""
     from starter.devserver import start_dev_server, stop
+    from starter.shutdown import StopOnSigterm
 
     ctx = CliContext()
-    process = start_dev_server(home, port=port, ui_port=ui_port, namespace=ctx.settings.temporal_namespace)
-    ctx.console.print(f"Temporal dev server on 127.0.0.1:{port}, Web UI http://localhost:{ui_port} (Ctrl-C stops)")
-    _sync_schedules(ctx, port)
-    try:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop(process)
+    with StopOnSigterm() as shutdown:
+        try:
+            process = start_dev_server(home, port=port, ui_port=ui_port, namespace=ctx.settings.temporal_namespace)
+            try:
+                ctx.console.print(
+                    f"Temporal dev server on 127.0.0.1:{port}, Web UI http://localhost:{ui_port} (Ctrl-C stops)"
+                )
+                _sync_schedules(ctx, port, shutdown)
+                process.wait()
+            finally:
+                stop(process)
+        except KeyboardInterrupt:
+            pass
 
 
-def _sync_schedules(ctx: CliContext, port: int) -> None:
+def _sync_schedules(ctx: CliContext, port: int, shutdown: StopOnSigterm) -> None:
     """The server starts with the search attributes registered; then the schedules go on it."""
     from runtime.temporal import connect
-    from starter.asyncio_bridge import run
     from starter.cli_schedules import sync_for_dev
 
     settings = ctx.settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
@@ -101,7 +108,7 @@ def _sync_schedules(ctx: CliContext, port: int) -> None:
     async def go() -> None:
         await sync_for_dev(await connect(settings), settings, ctx.console)
 
-    run(go())
+    shutdown.run(go())
 
 
 def demo(
@@ -113,12 +120,15 @@ def demo(
         int | None, typer.Option(help="Web UI port of the dev server it starts (default: gRPC port + 1000).")
     ] = None,
 ) -> None:
-    """Run the sample 3-step campaign end to end on the embedded defaults."""
-    from starter.asyncio_bridge import run
+    """Run the sample 3-step campaign end to end on the embedded defaults.
+
+    Ctrl-C or SIGTERM stops it, and everything it started, at any moment (SIGTERM exits 0)."""
     from starter.demo import run_demo
+    from starter.shutdown import StopOnSigterm
 
     ctx = CliContext()
-    code = run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port))
+    with StopOnSigterm() as shutdown:
+        code = shutdown.run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port))
     raise typer.Exit(code)
 
 

@@ -3,6 +3,10 @@
 Starts a Temporal dev server (with its Web UI), a worker in this process, migrates the
 SQLite database, imports the sample contacts, creates and launches the sample campaign,
 and shows progress until the campaign completes.
+
+Everything it starts is stopped when its task is cancelled, which is what Ctrl-C does
+through `asyncio.run` and SIGTERM does through `starter.shutdown` (the CLI runs it so):
+the worker and the API service (tasks in this process), then the dev server (a process).
 """
 
 from __future__ import annotations
@@ -63,16 +67,17 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_
     await sync_for_dev(client, settings, console)
     workers = build_workers(client, settings, sessions)
     worker_task = asyncio.create_task(workers.run())
-    api_task = await _start_api(settings, console)
-    outbound = OutboundClient(client, settings.task_queue_prefix)
-    with sessions() as session:
-        campaign = session.get(Campaign, campaign_id)
-        name = campaign.name if campaign else None
-    handle = await outbound.launch(campaign_id, name=name)
-    console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
-    ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
-    console.print(f"Web UI: [link={ui}]{ui}[/link]")
+    api_task: asyncio.Task[None] | None = None
     try:
+        api_task = await _start_api(settings, console)
+        outbound = OutboundClient(client, settings.task_queue_prefix)
+        with sessions() as session:
+            campaign = session.get(Campaign, campaign_id)
+            name = campaign.name if campaign else None
+        handle = await outbound.launch(campaign_id, name=name)
+        console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
+        ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
+        console.print(f"Web UI: [link={ui}]{ui}[/link]")
         with Live(console=console, refresh_per_second=4) as live:
             while True:
                 with sessions() as session:
@@ -111,7 +116,13 @@ async def _start_api(settings: Settings, console: Console) -> asyncio.Task[None]
     ready = asyncio.Event()
     task = asyncio.create_task(serve_api(settings, ready=ready, handle_signals=False))
     waiting = asyncio.create_task(ready.wait())
-    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # Ctrl-C or SIGTERM while it starts
+        task.cancel()
+        waiting.cancel()
+        await asyncio.gather(task, waiting, return_exceptions=True)
+        raise
     if not ready.is_set():
         waiting.cancel()
         error = task.exception() if task.done() and not task.cancelled() else None
