@@ -164,6 +164,18 @@ def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) ->
     return Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
 
 
+@pytest.fixture
+async def outbound_on_dev_server(temporal_server: TemporalServer, db: Database, tmp_path: Path) -> Outbound:
+    """Like `outbound`, on the real dev server (real time): for behaviour the time-skipping
+    test server does not reproduce (activities a closed run leaves behind)."""
+    from temporalio.client import Client
+
+    from tests.support import Outbound
+
+    client = await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
+    return Outbound(client, db.sessions, tmp_path / "outbox", database_url=db.url, real_server=True)
+
+
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
     """One Temporal dev server for every test that drives real processes. Each deployment

@@ -14,3 +14,10 @@ def test_a_reply_signal_carries_a_contact_id_and_no_address() -> None:
     schema = json_schemas()["signal.contact_replied"]
     assert schema["required"] == ["contact_id"]
     assert not {"email", "phone"} & set(schema["properties"])
+
+
+def test_the_lifecycle_updates_take_the_signal_payloads_and_answer_with_the_state() -> None:
+    schemas = json_schemas()
+    assert schemas["update.pause_campaign"] == schemas["signal.pause"]
+    assert schemas["update.cancel_campaign"] == schemas["signal.cancel"]
+    assert set(schemas["update.result"]["required"]) == {"campaign_id", "state", "version"}

@@ -96,7 +96,7 @@ def test_a_campaign_paused_with_the_temporal_cli_holds_then_resumes_and_sends_ea
     assert deployment.files("sms") == []
 
     resumed_at = datetime.now(UTC)
-    assert "Sent resume" in deployment.ok("campaign", "resume", str(campaign)).stdout
+    assert "is ACTIVE (resume acknowledged)" in deployment.ok("campaign", "resume", str(campaign)).stdout
     deployment.wait_for_files("voicemail", len(CONTACTS.with_phone))
     done = deployment.wait_for(campaign, finished("COMPLETED"), "the campaign to complete")
     temporal_server.wait_until_listed(workflow_id, 'CampaignStatus="COMPLETED"')
@@ -139,7 +139,8 @@ def test_cancel_closes_a_running_campaign_and_a_finished_campaign_refuses_signal
     deployment.ok("campaign", "launch", str(campaign))
     deployment.wait_for_files("email", len(CONTACTS.emails))
 
-    assert "Sent cancel" in deployment.ok("campaign", "cancel", str(campaign), "--reason", "wrong list").stdout
+    cancelled = deployment.ok("campaign", "cancel", str(campaign), "--reason", "wrong list")
+    assert "is CANCELLED (cancel acknowledged)" in cancelled.stdout
     done = deployment.wait_for(campaign, finished("CANCELLED"), "the campaign to be cancelled")
     assert done["workflow_status"] == "COMPLETED"
     assert done["steps"][0]["sent"] == len(CONTACTS.emails)
@@ -150,7 +151,7 @@ def test_cancel_closes_a_running_campaign_and_a_finished_campaign_refuses_signal
     temporal_server.wait_until_listed(deployment.workflow_id(campaign), 'CampaignStatus="CANCELLED"')
 
     error = deployment.refused("campaign", "pause", str(campaign))
-    assert f"error: campaign {campaign} has finished (completed); it cannot take `pause`" in error
+    assert f"error: campaign {campaign} is CANCELLED" in error
 
 
 @ON_POSTGRESQL

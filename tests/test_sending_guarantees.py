@@ -40,7 +40,10 @@ async def test_a_send_retried_after_the_message_went_out_is_not_sent_again(outbo
 
     assert outbound.counts(campaign) == {(1, "SENT"): 6}
     assert sorted(provider.sends.values()) == [1] * 6, "each message reached the provider exactly once"
-    assert all(row.attempts == 1 for row in sent_rows(outbound)), "the retry did not claim quota again"
+    with outbound.sessions() as session:
+        used = session.scalar(select(func.sum(Sender.sends_today)).where(Sender.channel == "email"))
+    assert used == 6, "the retry did not claim quota again"
+    assert all(row.attempts == 2 for row in sent_rows(outbound)), "each row counts the attempt and its retry"
 
 
 async def test_transient_provider_errors_are_retried_until_the_send_succeeds(outbound: Outbound) -> None:
@@ -66,6 +69,7 @@ async def test_exhausted_retries_end_in_the_dead_letter_and_the_campaign_complet
         letters = list(session.scalars(select(DeadLetter)))
     assert len(letters) == 2
     assert {letter.error_type for letter in letters} == {"ProviderTransient"}
+    assert {(letter.attempts, letter.retry_state) for letter in letters} == {(3, "MAXIMUM_ATTEMPTS_REACHED")}
     assert all("@" not in letter.error for letter in letters), "no contact data in errors"
 
 
@@ -78,6 +82,9 @@ async def test_a_permanent_error_fails_one_contact_without_retrying_and_others_a
 
     assert outbound.counts(campaign) == {(1, "SENT"): 2, (1, "FAILED"): 1}
     assert sorted(provider.sends.values()) == [1, 1, 1]
+    with outbound.sessions() as session:
+        (letter,) = session.scalars(select(DeadLetter))
+    assert (letter.attempts, letter.retry_state) == (1, "NON_RETRYABLE_FAILURE"), "one attempt, not RetryState's number"
 
 
 async def test_a_used_up_daily_quota_defers_sends_to_the_senders_next_day(

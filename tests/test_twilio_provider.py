@@ -15,6 +15,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from domain.voicemail_twiml import voicemail_twiml
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, ProviderError
 from providers.twilio_provider import (
+    CLOCK_SKEW_MARGIN,
     MAX_SEARCHED_RECORDS,
     TwilioSmsProvider,
     TwilioVoicemailProvider,
@@ -23,7 +24,7 @@ from providers.twilio_provider import (
 )
 from runtime.settings import TwilioSettings
 from schemas.enums import Channel
-from tests.fakes.twilio_fake import TwilioFake
+from tests.fakes.twilio_fake import Collection, TwilioFake
 
 CONTACT = "+15558675309"
 SENDER = "+15005550006"
@@ -262,6 +263,146 @@ def test_call_look_up_takes_the_newest_call_in_the_window(fake: TwilioFake) -> N
 
     assert found is not None
     assert found.provider_message_id == newest.sid != earlier.sid
+
+
+# -- a retry's look-up starts when its row entered SENDING (R3) --------------------------------
+#
+# Step 1 reached the contact yesterday; step 2, to the same number from the same sender, entered
+# SENDING now and its first attempt lost the response. The retry asks Twilio whether step 2 went
+# out: step 1's record must never answer for it.
+
+
+def step_two_sms(sending_since: datetime | None) -> OutgoingMessage:
+    return sms(execution_id=51, key="<51.outbound@example.com>", sending_since=sending_since)
+
+
+def step_two_voicemail(sending_since: datetime | None) -> OutgoingMessage:
+    return voicemail(execution_id=52, key="<52.outbound@example.com>", sending_since=sending_since)
+
+
+@pytest.mark.parametrize("how", ["500", "drop"])
+def test_a_voicemail_retry_finds_its_own_call_not_the_previous_steps(fake: TwilioFake, how: str) -> None:
+    step_one = fake.seed("Calls", to=CONTACT, from_=SENDER, created=datetime.now(UTC) - timedelta(days=1))
+    provider = TwilioVoicemailProvider(fake.settings())
+    message = step_two_voicemail(sending_since=datetime.now(UTC))
+    fake.lose_next_create_response(how)  # type: ignore[arg-type]
+
+    with pytest.raises(ProviderError):
+        provider.send(message)
+    found = provider.find_sent(message)
+
+    [_, step_two] = fake.calls
+    assert step_two.resource["start_time"] is None  # still queued: no StartTime> filter would find it
+    assert found is not None
+    assert found.provider_message_id == step_two.sid != step_one.sid
+
+
+def test_a_voicemail_retry_whose_call_never_happened_is_not_answered_by_the_previous_steps_call(
+    fake: TwilioFake,
+) -> None:
+    fake.seed("Calls", to=CONTACT, from_=SENDER, created=datetime.now(UTC) - timedelta(days=1))
+    provider = TwilioVoicemailProvider(fake.settings())
+    message = step_two_voicemail(sending_since=datetime.now(UTC))
+    fake.drop_next_create()  # the connection broke before Twilio acted
+
+    with pytest.raises(ProviderError):
+        provider.send(message)
+
+    assert provider.find_sent(message) is None  # so the retry calls, once
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize("how", ["500", "drop"])
+def test_an_sms_retry_finds_its_own_message_not_an_earlier_step_with_the_same_text(fake: TwilioFake, how: str) -> None:
+    step_one = fake.seed("Messages", to=CONTACT, from_=SENDER, body=BODY, created=datetime.now(UTC) - timedelta(days=1))
+    provider = TwilioSmsProvider(fake.settings())
+    message = step_two_sms(sending_since=datetime.now(UTC))
+    fake.lose_next_create_response(how)  # type: ignore[arg-type]
+
+    with pytest.raises(ProviderError):
+        provider.send(message)
+    found = provider.find_sent(message)
+
+    [_, step_two] = fake.messages
+    assert step_two.resource["date_sent"] is None  # still queued: no DateSent> filter would find it
+    assert found is not None
+    assert found.provider_message_id == step_two.sid != step_one.sid
+
+
+def test_an_sms_retry_whose_message_never_went_out_is_not_answered_by_an_earlier_step_with_the_same_text(
+    fake: TwilioFake,
+) -> None:
+    fake.seed("Messages", to=CONTACT, from_=SENDER, body=BODY, created=datetime.now(UTC) - timedelta(days=1))
+    provider = TwilioSmsProvider(fake.settings())
+    message = step_two_sms(sending_since=datetime.now(UTC))
+    fake.drop_next_create()
+
+    with pytest.raises(ProviderError):
+        provider.send(message)
+
+    assert provider.find_sent(message) is None
+    assert len(fake.messages) == 1
+
+
+@pytest.mark.parametrize("provider_class", [TwilioSmsProvider, TwilioVoicemailProvider])
+def test_a_record_twilio_stamped_a_little_before_sending_since_is_still_this_sends(
+    fake: TwilioFake, provider_class: type[TwilioSmsProvider | TwilioVoicemailProvider]
+) -> None:
+    """Twilio stamps whole seconds by its own clock, which may run a little behind ours."""
+    entered = datetime.now(UTC).replace(microsecond=900_000)
+    fake.clock = lambda: entered - timedelta(seconds=2)
+    message = step_two_sms(entered) if provider_class is TwilioSmsProvider else step_two_voicemail(entered)
+    provider = provider_class(fake.settings())
+    fake.lose_next_create_response()
+
+    with pytest.raises(ProviderError):
+        provider.send(message)
+    found = provider.find_sent(message)
+
+    [created] = fake.records
+    assert found is not None
+    assert found.provider_message_id == created.sid
+
+
+@pytest.mark.parametrize("provider_class", [TwilioSmsProvider, TwilioVoicemailProvider])
+def test_nothing_created_before_sending_since_less_the_clock_margin_ever_matches(
+    fake: TwilioFake, provider_class: type[TwilioSmsProvider | TwilioVoicemailProvider]
+) -> None:
+    entered = datetime.now(UTC).replace(microsecond=0)
+    collection: Collection = "Messages" if provider_class is TwilioSmsProvider else "Calls"
+    just_before = entered - CLOCK_SKEW_MARGIN - timedelta(seconds=1)
+    fake.seed(collection, to=CONTACT, from_=SENDER, body=BODY, created=just_before)
+    message = step_two_sms(entered) if provider_class is TwilioSmsProvider else step_two_voicemail(entered)
+
+    assert provider_class(fake.settings()).find_sent(message) is None
+
+
+def test_a_look_up_without_sending_since_keeps_the_look_back_window(fake: TwilioFake) -> None:
+    """Rows that entered SENDING before `sending_since` was recorded have only the window."""
+    now = datetime.now(UTC)
+    call = fake.seed("Calls", to=CONTACT, from_=SENDER, created=now - timedelta(days=1))
+    text = fake.seed("Messages", to=CONTACT, from_=SENDER, body=BODY, created=now - timedelta(days=3))
+
+    found_call = TwilioVoicemailProvider(fake.settings()).find_sent(step_two_voicemail(sending_since=None))
+    found_text = TwilioSmsProvider(fake.settings()).find_sent(step_two_sms(sending_since=None))
+
+    assert found_call is not None
+    assert found_call.provider_message_id == call.sid
+    assert found_text is not None
+    assert found_text.provider_message_id == text.sid
+
+
+@pytest.mark.parametrize("provider_class", [TwilioSmsProvider, TwilioVoicemailProvider])
+def test_the_look_back_window_still_bounds_a_row_long_in_sending(
+    fake: TwilioFake, provider_class: type[TwilioSmsProvider | TwilioVoicemailProvider]
+) -> None:
+    now = datetime.now(UTC)
+    collection: Collection = "Messages" if provider_class is TwilioSmsProvider else "Calls"
+    fake.seed(collection, to=CONTACT, from_=SENDER, body=BODY, created=now - timedelta(days=8))
+    since = now - timedelta(days=10)
+    message = step_two_sms(since) if provider_class is TwilioSmsProvider else step_two_voicemail(since)
+
+    assert provider_class(fake.settings()).find_sent(message) is None
 
 
 @pytest.mark.parametrize(("status", "drop"), [(500, False), (503, False), (401, False), (0, True)])
