@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
-from bench.database import DEFAULT_ADMIN_URL, fresh_database, seed, sent_by_step, summarise_sends
+from bench.database import DEFAULT_ADMIN_URL, after_cancel, fresh_database, seed, sent_by_step, summarise_sends
 from bench.histories import list_runs, scan
 from bench.pgwait import PgWaitSampler
 from bench.processes import (
@@ -211,6 +212,9 @@ async def _run_campaign(
             stop_process(each_process)
         sampler.stop()
     sends = summarise_sends(reader, campaign_id)
+    cancel_figures = (
+        after_cancel(reader, campaign_id, datetime.fromtimestamp(cancelled_at, UTC)) if cancelled_at else None
+    )
     say(f"[{contacts:,}] {sends.total.count:,} sent in {wall:.1f} s; reading the histories")
     expected = {campaign_workflow_id(campaign_id, prefix)} | {
         step_workflow_id(campaign_id, position, prefix) for position in range(1, STEPS + 1)
@@ -235,6 +239,7 @@ async def _run_campaign(
         pg_waits=waits.summary(),
         progress=progress,
         cancelled_at=cancelled_at,
+        after_cancel=cancel_figures,
     )
 
 
@@ -266,7 +271,8 @@ async def _follow(
         if elapsed > limit:
             say(f"[{contacts:,}] time limit of {args.time_limit_minutes:g} min reached: cancelling the campaign")
             cancelled_at = time.time()
-            await control.cancel(campaign_id, reason="benchmark time limit")
+            # Acknowledged (the Update answers once the gate is committed), as the CLI does.
+            await control.cancel_now(campaign_id, reason="benchmark time limit")
             try:
                 await asyncio.wait_for(result, timeout=args.progress_seconds * 20)
             except (TimeoutError, asyncio.CancelledError):

@@ -161,3 +161,33 @@ def summarise_sends(sessions: SessionFactory, campaign_id: int) -> SendSummary:
     lasts = [s.last for s in by_step.values() if s.last]
     total = Sends(sum(s.count for s in by_step.values()), min(firsts, default=None), max(lasts, default=None))
     return SendSummary(total, by_step, {status: count for status, count in statuses})
+
+
+@dataclass(frozen=True)
+class AfterCancel:
+    """What went out after the time limit's cancel: the gate closes in one small write, so
+    only sends that had passed it before may finish, and none may begin after it."""
+
+    last_send_s: float | None  # seconds from the cancel to the last message sent (None: none after)
+    sent_after: int  # messages sent after the cancel (passed the gate before it)
+    began_after: int  # messages whose send passed the gate after the cancel: must be 0
+
+
+def after_cancel(sessions: SessionFactory, campaign_id: int, cancelled_at: datetime) -> AfterCancel:
+    sent = StepExecution.status == ExecutionStatus.SENT.value
+    with sessions() as session:
+        last = session.scalar(
+            select(func.max(StepExecution.sent_at)).where(StepExecution.campaign_id == campaign_id, sent)
+        )
+        sent_after = session.scalar(
+            select(func.count()).where(
+                StepExecution.campaign_id == campaign_id, sent, StepExecution.sent_at > cancelled_at
+            )
+        )
+        began_after = session.scalar(
+            select(func.count()).where(
+                StepExecution.campaign_id == campaign_id, StepExecution.sending_since > cancelled_at
+            )
+        )
+    seconds = (last - cancelled_at).total_seconds() if last and last > cancelled_at else None
+    return AfterCancel(seconds, int(sent_after or 0), int(began_after or 0))

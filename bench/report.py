@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.database import SendSummary
+from bench.database import AfterCancel, SendSummary
 from bench.histories import WORKFLOW_TASK, HistoryScan, Largest
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,6 +78,7 @@ class CampaignResult:
     pg_waits: dict[str, float]
     progress: list[dict[str, Any]] = field(default_factory=list)
     cancelled_at: float | None = None  # epoch seconds: the time limit's cancel was sent
+    after_cancel: AfterCancel | None = None  # what went out after that cancel
 
     @property
     def sent(self) -> int:
@@ -118,12 +119,25 @@ class CampaignResult:
                 "by_step": {position: sends.to_json() for position, sends in sorted(self.sends.by_step.items())},
                 "statuses": self.sends.by_status,
             },
+            "after_cancel": (
+                {
+                    "last_send_s": self.after_cancel.last_send_s,
+                    "sent_after": self.after_cancel.sent_after,
+                    "began_after": self.after_cancel.began_after,
+                }
+                if self.after_cancel
+                else None
+            ),
             "worker_rss_mib": {"idle": round(self.idle_rss / MIB, 1), "peak": round(self.peak_rss / MIB, 1)},
             "cpu_cores": _cores(self.cpu_s, self.wall_s),
             "postgres_sessions": self.pg_waits,
             "histories": self.scan.summary(),
             "progress": self.progress,
         }
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f} s" if value is not None else "none after"
 
 
 def _cores(cpu_s: dict[str, float], wall_s: float) -> dict[str, float]:
@@ -231,6 +245,15 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
         (
             "longest plan_step meeting the time-limit cancel",
             f"{result.longest_during_cancel('plan_step').size:.2f} s" if result.cancelled_at else "-",
+        ),
+        (
+            "after the time-limit cancel: last send / sent / began",
+            (
+                f"{_seconds(result.after_cancel.last_send_s)} / {result.after_cancel.sent_after:,}"
+                f" / {result.after_cancel.began_after:,}"
+            )
+            if result.after_cancel
+            else "-",
         ),
         (
             "campaign wall time (launch → closed)",
