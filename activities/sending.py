@@ -114,7 +114,7 @@ class SendActivities:
                 if retry.closed is not None:
                     return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=retry.closed)
                 if retry.attempt is None:
-                    raise _held_by_another_attempt(context, retry.busy_until, now)
+                    raise _held_by_another_attempt(context, retry.busy_until)
                 attempt = retry.attempt
             try:
                 return self._attempt(db, request, context, status, now, attempt, attempt_until)
@@ -417,14 +417,14 @@ def _attempt_timeout() -> timedelta:
     return timedelta(seconds=60)
 
 
-def _held_by_another_attempt(context: SendContext, busy_until: datetime | None, now: datetime) -> ApplicationError:
+def _held_by_another_attempt(context: SendContext, busy_until: datetime | None) -> ApplicationError:
     """Another attempt still holds the row (one the previous run of the step left running,
-    or a slow worker's): wait for it to end, then ask the provider as on any retry."""
-    wait = max((busy_until or now) - now, timedelta(0)) + PAUSE_MARGIN
+    or a slow worker's): retry on the policy's backoff (2 s, 4 s, ...), which outlasts the
+    hold within a few attempts; that attempt usually ends in milliseconds, so waiting out
+    its whole hold would leave a window slot idle for a minute."""
     return ApplicationError(
-        f"execution {context.execution.id}: another attempt is sending it until {busy_until}; retrying after it",
+        f"execution {context.execution.id}: another attempt holds it until {busy_until}; retrying after it",
         type="AttemptInProgress",
-        next_retry_delay=wait,
     )
 
 

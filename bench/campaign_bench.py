@@ -212,8 +212,16 @@ async def _run_campaign(
             stop_process(each_process)
         sampler.stop()
     sends = summarise_sends(reader, campaign_id)
+    acknowledged_at = next((p["cancel_acknowledged_at"] for p in progress if "cancel_acknowledged_at" in p), None)
     cancel_figures = (
-        after_cancel(reader, campaign_id, datetime.fromtimestamp(cancelled_at, UTC)) if cancelled_at else None
+        after_cancel(
+            reader,
+            campaign_id,
+            datetime.fromtimestamp(cancelled_at, UTC),
+            datetime.fromtimestamp(acknowledged_at or cancelled_at, UTC),
+        )
+        if cancelled_at
+        else None
     )
     say(f"[{contacts:,}] {sends.total.count:,} sent in {wall:.1f} s; reading the histories")
     expected = {campaign_workflow_id(campaign_id, prefix)} | {
@@ -273,6 +281,9 @@ async def _follow(
             cancelled_at = time.time()
             # Acknowledged (the Update answers once the gate is committed), as the CLI does.
             await control.cancel_now(campaign_id, reason="benchmark time limit")
+            acknowledged_at = time.time()
+            progress.append({"cancel_sent_at": cancelled_at, "cancel_acknowledged_at": acknowledged_at})
+            say(f"[{contacts:,}] cancel acknowledged after {acknowledged_at - cancelled_at:.2f} s")
             try:
                 await asyncio.wait_for(result, timeout=args.progress_seconds * 20)
             except (TimeoutError, asyncio.CancelledError):

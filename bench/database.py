@@ -169,11 +169,14 @@ class AfterCancel:
     only sends that had passed it before may finish, and none may begin after it."""
 
     last_send_s: float | None  # seconds from the cancel to the last message sent (None: none after)
-    sent_after: int  # messages sent after the cancel (passed the gate before it)
-    began_after: int  # messages whose send passed the gate after the cancel: must be 0
+    sent_after: int  # messages sent after the cancel was sent (passed the gate before it closed)
+    began_after: int  # messages whose send passed the gate after the cancel was acknowledged: must be 0
+    acknowledged_s: float = 0.0  # from sending the cancel to its acknowledgement (the gate committed)
 
 
-def after_cancel(sessions: SessionFactory, campaign_id: int, cancelled_at: datetime) -> AfterCancel:
+def after_cancel(
+    sessions: SessionFactory, campaign_id: int, cancelled_at: datetime, acknowledged_at: datetime
+) -> AfterCancel:
     sent = StepExecution.status == ExecutionStatus.SENT.value
     with sessions() as session:
         last = session.scalar(
@@ -186,8 +189,9 @@ def after_cancel(sessions: SessionFactory, campaign_id: int, cancelled_at: datet
         )
         began_after = session.scalar(
             select(func.count()).where(
-                StepExecution.campaign_id == campaign_id, StepExecution.sending_since > cancelled_at
+                StepExecution.campaign_id == campaign_id, StepExecution.sending_since > acknowledged_at
             )
         )
     seconds = (last - cancelled_at).total_seconds() if last and last > cancelled_at else None
-    return AfterCancel(seconds, int(sent_after or 0), int(began_after or 0))
+    acknowledged = (acknowledged_at - cancelled_at).total_seconds()
+    return AfterCancel(seconds, int(sent_after or 0), int(began_after or 0), acknowledged)

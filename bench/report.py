@@ -123,7 +123,8 @@ class CampaignResult:
                 {
                     "last_send_s": self.after_cancel.last_send_s,
                     "sent_after": self.after_cancel.sent_after,
-                    "began_after": self.after_cancel.began_after,
+                    "began_after_acknowledgement": self.after_cancel.began_after,
+                    "acknowledged_s": self.after_cancel.acknowledged_s,
                 }
                 if self.after_cancel
                 else None
@@ -247,10 +248,10 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
             f"{result.longest_during_cancel('plan_step').size:.2f} s" if result.cancelled_at else "-",
         ),
         (
-            "after the time-limit cancel: last send / sent / began",
+            "time-limit cancel: acknowledged / last send / sent after / begun after the ack",
             (
-                f"{_seconds(result.after_cancel.last_send_s)} / {result.after_cancel.sent_after:,}"
-                f" / {result.after_cancel.began_after:,}"
+                f"{result.after_cancel.acknowledged_s:.2f} s / {_seconds(result.after_cancel.last_send_s)}"
+                f" / {result.after_cancel.sent_after:,} / {result.after_cancel.began_after:,}"
             )
             if result.after_cancel
             else "-",
