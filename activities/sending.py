@@ -116,8 +116,9 @@ class SendActivities:
                 if retry.attempt is None:
                     raise _held_by_another_attempt(context, retry.busy_until)
                 attempt = retry.attempt
+            last_attempt = request.attempt_budget is not None and attempt >= request.attempt_budget
             try:
-                return self._attempt(db, request, context, status, now, attempt, attempt_until)
+                return self._attempt(db, request, context, status, now, attempt_until, last_attempt=last_attempt)
             except BaseException:
                 _release_quietly(db, request.execution_id)
                 raise
@@ -129,12 +130,12 @@ class SendActivities:
         context: SendContext,
         status: ExecutionStatus,
         now: datetime,
-        attempt: int,
         attempt_until: datetime,
+        *,
+        last_attempt: bool,
     ) -> SendResult:
         """Past the row's claim: render, the gate, the provider (or, on a retry, first the
         provider's look-up), then SENT."""
-        last_attempt = request.attempt_budget is not None and attempt >= request.attempt_budget
         message = self._compose(db, context, now)
         if _paused(context, now):
             if status is not ExecutionStatus.SENDING:

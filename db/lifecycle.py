@@ -6,6 +6,7 @@ can never move a campaign backwards (DESIGN R13).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, literal, select, update
@@ -15,7 +16,7 @@ from db.dialect import dialect_insert
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Step, StepExecution
 from db.planning import make_slotter
 from db.types import UTCDateTime
-from domain.calendar import zone
+from domain.calendar import LocalWindow, zone
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus
 from schemas.workflow_io import StepPlan
@@ -67,12 +68,33 @@ def shift_steps(session: Session, plans: list[StepPlan]) -> None:
         session.execute(update(Step).where(Step.id == plan.step_id).values(start_at=plan.start_at))
 
 
+@dataclass(frozen=True)
+class PauseShift:
+    """Where a waiting row goes when a pause ends: max(resume, old slot + paused time), then
+    into its window in the contact's time zone, so rows keep their order (DESIGN R9).
+    Capacity is re-checked at send time by the quota claim."""
+
+    windows: dict[Channel, LocalWindow]
+    timezone: str  # the campaign's, for contacts without one
+    paused: timedelta
+    resumed_at: datetime
+
+    @classmethod
+    def of(cls, session: Session, campaign_id: int, paused: timedelta, resumed_at: datetime) -> PauseShift:
+        campaign = session.get_one(Campaign, campaign_id)
+        spec = CampaignFile.model_validate(campaign.definition)
+        windows = {channel: make_slotter(session, spec, channel).window for channel in Channel}
+        return cls(windows, campaign.timezone, paused, resumed_at)
+
+    def slot(self, scheduled_for: datetime | None, channel: str, contact_timezone: str | None) -> datetime:
+        moved = max(self.resumed_at, (scheduled_for or self.resumed_at) + self.paused)
+        return self.windows[Channel(channel)].next_open(moved, zone(contact_timezone, fallback=self.timezone))
+
+
 def reslot_open_rows(session: Session, campaign_id: int, paused: timedelta, resumed_at: datetime) -> None:
-    """Each waiting row moves to max(resume, old + paused), then into its window, keeping
-    the order (DESIGN R9). Capacity is re-checked at send time by the quota claim."""
-    campaign = session.get_one(Campaign, campaign_id)
-    spec = CampaignFile.model_validate(campaign.definition)
-    windows = {channel: make_slotter(session, spec, channel).window for channel in Channel}
+    """Every waiting row of the campaign, in one transaction (histories from before the
+    batches, `db.lifecycle_batches`): see `PauseShift`."""
+    shift = PauseShift.of(session, campaign_id, paused, resumed_at)
     last = 0
     while True:
         rows = session.execute(
@@ -89,11 +111,10 @@ def reslot_open_rows(session: Session, campaign_id: int, paused: timedelta, resu
         ).all()
         if not rows:
             return
-        changes = []
-        for row_id, scheduled_for, channel, timezone in rows:
-            moved = max(resumed_at, (scheduled_for or resumed_at) + paused)
-            slot = windows[Channel(channel)].next_open(moved, zone(timezone, fallback=campaign.timezone))
-            changes.append({"row_id": row_id, "slot": slot})
+        changes = [
+            {"row_id": row_id, "slot": shift.slot(scheduled_for, channel, timezone)}
+            for row_id, scheduled_for, channel, timezone in rows
+        ]
         _bulk_reschedule(session, changes)
         last = rows[-1][0]
 

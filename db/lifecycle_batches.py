@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, exists, literal, or_, select, update
@@ -23,15 +23,13 @@ from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
 from db.engine import SessionFactory, unit_of_work
-from db.models import Campaign, Contact, Enrollment, Step, StepExecution
-from db.planning import make_slotter
+from db.lifecycle import PauseShift
+from db.models import Contact, Enrollment, Step, StepExecution
 from db.types import UTCDateTime
-from domain.calendar import LocalWindow, zone
-from schemas.campaign_file import CampaignFile
-from schemas.enums import Channel, ExecutionStatus
+from schemas.enums import WAITING_STATUSES, ExecutionStatus
 
 BATCH = 2000
-_WAITING = [ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]
+_WAITING = [s.value for s in WAITING_STATUSES]
 # A row passed over because a send held its lock is looked at again this often; those
 # locks last one autocommit statement, so a sweep or two finds every row free.
 LOCKED_RETRY_SECONDS = 0.05
@@ -174,32 +172,22 @@ def reslot_open_rows(
     into its window, keeping the order (DESIGN R9). A row is done once written at
     `resumed_at` or later, which is also what makes a batch safe to run twice. The step
     workflows stay paused until this returns, so nothing is fetched from a half-moved step."""
-    paused = resumed_at - paused_at
     with sessions() as session:
-        campaign = session.get_one(Campaign, campaign_id)
-        spec = CampaignFile.model_validate(campaign.definition)
-        windows = {channel: make_slotter(session, spec, channel).window for channel in Channel}
-        timezone = campaign.timezone
+        shift = PauseShift.of(session, campaign_id, resumed_at - paused_at, resumed_at)
     steps = step_ids(sessions, campaign_id)
     while progress.step < len(steps):
         step_id = steps[progress.step]
 
         def batch(session: Session, step_id: int = step_id) -> int | None:
-            return _reslot_batch(session, step_id, windows, timezone, paused, resumed_at)
+            return _reslot_batch(session, step_id, shift)
 
         _sweep(sessions, batch, heartbeat, progress)
         progress.step += 1
         heartbeat(progress)
 
 
-def _reslot_batch(
-    session: Session,
-    step_id: int,
-    windows: dict[Channel, LocalWindow],
-    timezone: str,
-    paused: timedelta,
-    resumed_at: datetime,
-) -> int | None:
+def _reslot_batch(session: Session, step_id: int, shift: PauseShift) -> int | None:
+    resumed_at = shift.resumed_at
     not_done = (
         StepExecution.step_id == step_id,
         StepExecution.status.in_(_WAITING),
@@ -216,11 +204,10 @@ def _reslot_batch(
     ).all()
     if not rows:
         return None if session.scalar(select(exists().where(*not_done))) else 0
-    changes = []
-    for row_id, scheduled_for, channel, contact_timezone in rows:
-        moved = max(resumed_at, (scheduled_for or resumed_at) + paused)
-        slot = windows[Channel(channel)].next_open(moved, zone(contact_timezone, fallback=timezone))
-        changes.append({"row_id": row_id, "slot": slot, "done_at": resumed_at})
+    changes = [
+        {"row_id": row_id, "slot": shift.slot(scheduled_for, channel, contact_timezone), "done_at": resumed_at}
+        for row_id, scheduled_for, channel, contact_timezone in rows
+    ]
     session.connection().execute(_RESLOT, changes)
     return len(rows)
 

@@ -23,7 +23,7 @@ from domain.durations import Span
 from domain.slotting import SenderCapacity, Slotter
 from schemas.activity_io import FetchDueResult, PlanStepResult
 from schemas.campaign_file import CampaignFile
-from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, Channel, ExecutionStatus, SkipReason
+from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, Channel, ExecutionStatus, SkipReason
 from schemas.workflow_io import PlanCursor
 
 PAGE = 5000
@@ -34,7 +34,7 @@ CHANGED_PAGE = 1000  # contacts per candidate query of a replan from a cursor (a
 # the previous step sends), where an ANALYZE each time cost more than the replan itself.
 ANALYZE_AFTER_ROWS = 1000
 _OPEN = [s.value for s in OPEN_STATUSES]
-_CLAIMABLE = [ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]
+_CLAIMABLE = [s.value for s in WAITING_STATUSES]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _BOOKED = [*_OPEN, ExecutionStatus.SENT.value]
 

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, aliased
 from db.engine import Statements
 from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
-from schemas.enums import TERMINAL_STATUSES, CampaignStatus, Channel, ExecutionStatus
+from schemas.enums import TERMINAL_STATUSES, WAITING_STATUSES, CampaignStatus, Channel, ExecutionStatus
 
 # Core tables for the hot-path UPDATEs: ORM-enabled statements cost more worker CPU than
 # the database spends on them, and these never need the identity map.
 _EXECUTIONS = cast(Table, StepExecution.__table__)
 _SENDERS = cast(Table, Sender.__table__)
-_CLAIMABLE = [ExecutionStatus.QUEUED.value, ExecutionStatus.SCHEDULED.value]
+_CLAIMABLE = [s.value for s in WAITING_STATUSES]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _OPEN = [ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value, ExecutionStatus.SENDING.value]
 

@@ -41,6 +41,8 @@ TERMINAL_STATUSES = frozenset(
     {ExecutionStatus.SENT, ExecutionStatus.SKIPPED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
 )
 OPEN_STATUSES = frozenset({ExecutionStatus.SCHEDULED, ExecutionStatus.QUEUED, ExecutionStatus.SENDING})
+# Open rows that have not passed the gate: a fetch may claim them, a lifecycle change moves them.
+WAITING_STATUSES = frozenset({ExecutionStatus.SCHEDULED, ExecutionStatus.QUEUED})
 
 
 class SkipReason(StrEnum):
