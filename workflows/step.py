@@ -90,7 +90,7 @@ class CampaignStepWorkflow:
             self.refill_at = self._half_window
         # Cancel and continue-as-new stop the sends waiting between retries instead of waiting
         # minutes for them: the rows are in the database, so a cancel settles them and the next
-        # run takes them over (DESIGN R8, R19; NOTES, issue 15).
+        # run takes them over (DESIGN R8, R19; docs/decisions/0001).
         self.let_go_at_once = workflow.patched("let-go-of-sends-waiting-out-retries")
         self._take_over(request.handover)
         while not self.cancelled:
