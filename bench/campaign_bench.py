@@ -32,7 +32,15 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
-from bench.database import DEFAULT_ADMIN_URL, after_cancel, fresh_database, seed, sent_by_step, summarise_sends
+from bench.database import (
+    DEFAULT_ADMIN_URL,
+    AfterGate,
+    after_gate,
+    fresh_database,
+    seed,
+    sent_by_step,
+    summarise_sends,
+)
 from bench.histories import list_runs, scan
 from bench.pgwait import PgWaitSampler
 from bench.processes import (
@@ -212,17 +220,8 @@ async def _run_campaign(
             stop_process(each_process)
         sampler.stop()
     sends = summarise_sends(reader, campaign_id)
-    acknowledged_at = next((p["cancel_acknowledged_at"] for p in progress if "cancel_acknowledged_at" in p), None)
-    cancel_figures = (
-        after_cancel(
-            reader,
-            campaign_id,
-            datetime.fromtimestamp(cancelled_at, UTC),
-            datetime.fromtimestamp(acknowledged_at or cancelled_at, UTC),
-        )
-        if cancelled_at
-        else None
-    )
+    cancel_figures = _gate_figures(reader, campaign_id, progress, "cancel")
+    pause_figures = _gate_figures(reader, campaign_id, progress, "pause")
     say(f"[{contacts:,}] {sends.total.count:,} sent in {wall:.1f} s; reading the histories")
     expected = {campaign_workflow_id(campaign_id, prefix)} | {
         step_workflow_id(campaign_id, position, prefix) for position in range(1, STEPS + 1)
@@ -248,6 +247,7 @@ async def _run_campaign(
         progress=progress,
         cancelled_at=cancelled_at,
         after_cancel=cancel_figures,
+        after_pause=pause_figures,
     )
 
 
@@ -266,6 +266,7 @@ async def _follow(
     started = time.perf_counter()
     progress: list[dict[str, Any]] = []
     limit = args.time_limit_minutes * 60
+    pause_at: float | None = args.pause_at_minutes * 60 if args.pause_at_minutes else None
     while True:
         done, _ = await asyncio.wait([result], timeout=args.progress_seconds)
         elapsed = time.perf_counter() - started
@@ -276,6 +277,9 @@ async def _follow(
         progress.append({"elapsed_s": round(elapsed, 1), "sent_by_step": sent, "worker_rss": sampler.last})
         steps = ", ".join(f"step {position}: {count:,}" for position, count in sorted(sent.items())) or "none yet"
         say(f"[{contacts:,}] {elapsed:5.0f} s  sent {steps}; worker RSS {sampler.last / 2**20:.0f} MiB")
+        if pause_at is not None and elapsed > pause_at:
+            pause_at = None
+            progress.append(await _pause_and_resume(control, campaign_id, contacts, args.pause_seconds))
         if elapsed > limit:
             say(f"[{contacts:,}] time limit of {args.time_limit_minutes:g} min reached: cancelling the campaign")
             cancelled_at = time.time()
@@ -289,6 +293,38 @@ async def _follow(
             except (TimeoutError, asyncio.CancelledError):
                 say(f"[yellow][{contacts:,}] the campaign did not close after the cancel; measuring what ran[/]")
             return progress, cancelled_at
+
+
+async def _pause_and_resume(
+    control: OutboundClient, campaign_id: int, contacts: int, hold_seconds: float
+) -> dict[str, float]:
+    """Pause through the Update (as `outbound campaign pause` does), hold, resume; the
+    times let `after_gate` count what went out while the gate was shut."""
+    say(f"[{contacts:,}] pausing the campaign for {hold_seconds:g} s")
+    paused_at = time.time()
+    await control.pause_now(campaign_id, reason="benchmark pause")
+    acknowledged_at = time.time()
+    say(f"[{contacts:,}] pause acknowledged after {acknowledged_at - paused_at:.2f} s")
+    await asyncio.sleep(hold_seconds)
+    resumed_at = time.time()
+    await control.resume_now(campaign_id)
+    say(f"[{contacts:,}] resume acknowledged after {time.time() - resumed_at:.2f} s")
+    return {"pause_sent_at": paused_at, "pause_acknowledged_at": acknowledged_at, "resume_sent_at": resumed_at}
+
+
+def _gate_figures(reader: Any, campaign_id: int, progress: list[dict[str, Any]], kind: str) -> AfterGate | None:
+    """What went out after the run's `kind` ("cancel" or "pause") request, if it made one."""
+    entry = next((p for p in progress if f"{kind}_sent_at" in p), None)
+    if entry is None:
+        return None
+    moments = {key: datetime.fromtimestamp(value, UTC) for key, value in entry.items()}
+    return after_gate(
+        reader,
+        campaign_id,
+        moments[f"{kind}_sent_at"],
+        moments[f"{kind}_acknowledged_at"],
+        moments.get("resume_sent_at"),
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -368,6 +404,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=60,
         help="Cancel a campaign still running after this long; its figures are then those of the part that ran.",
     )
+    parser.add_argument(
+        "--pause-at-minutes",
+        type=float,
+        default=0,
+        help="Pause the campaign this long after launch (0: never), hold it --pause-seconds, resume it.",
+    )
+    parser.add_argument("--pause-seconds", type=float, default=20, help="How long the mid-run pause holds.")
     parser.add_argument("--progress-seconds", type=float, default=15, help="How often progress is printed.")
     parser.add_argument("--keep-database", action="store_true", help="Do not drop the PostgreSQL databases.")
     parser.add_argument("--keep-temp", action="store_true", help="Keep the dev server files, logs and outbox.")

@@ -164,34 +164,37 @@ def summarise_sends(sessions: SessionFactory, campaign_id: int) -> SendSummary:
 
 
 @dataclass(frozen=True)
-class AfterCancel:
-    """What went out after the time limit's cancel: the gate closes in one small write, so
-    only sends that had passed it before may finish, and none may begin after it."""
+class AfterGate:
+    """What went out after a cancel or pause closed the gate: it closes in one small write,
+    so only sends that had passed it before may finish, and none may begin after it (until
+    a resume opens it again)."""
 
-    last_send_s: float | None  # seconds from the cancel to the last message sent (None: none after)
-    sent_after: int  # messages sent after the cancel was sent (passed the gate before it closed)
-    began_after: int  # messages whose send passed the gate after the cancel was acknowledged: must be 0
-    acknowledged_s: float = 0.0  # from sending the cancel to its acknowledgement (the gate committed)
+    last_send_s: float | None  # seconds from the request to the last message sent (None: none after)
+    sent_after: int  # messages sent after the request was sent (passed the gate before it closed)
+    began_after: int  # messages whose send passed the gate after the acknowledgement: must be 0
+    acknowledged_s: float = 0.0  # from sending the request to its acknowledgement (the gate committed)
 
 
-def after_cancel(
-    sessions: SessionFactory, campaign_id: int, cancelled_at: datetime, acknowledged_at: datetime
-) -> AfterCancel:
+def after_gate(
+    sessions: SessionFactory,
+    campaign_id: int,
+    requested_at: datetime,
+    acknowledged_at: datetime,
+    reopened_at: datetime | None = None,
+) -> AfterGate:
+    """Measure the gate closing at `requested_at`; for a pause, `reopened_at` is when the
+    resume was sent, and only what happened before it counts."""
     sent = StepExecution.status == ExecutionStatus.SENT.value
+    in_campaign = StepExecution.campaign_id == campaign_id
+    sent_window = [StepExecution.sent_at > requested_at]
+    began_window = [StepExecution.sending_since > acknowledged_at]
+    if reopened_at is not None:
+        sent_window.append(StepExecution.sent_at < reopened_at)
+        began_window.append(StepExecution.sending_since < reopened_at)
     with sessions() as session:
-        last = session.scalar(
-            select(func.max(StepExecution.sent_at)).where(StepExecution.campaign_id == campaign_id, sent)
-        )
-        sent_after = session.scalar(
-            select(func.count()).where(
-                StepExecution.campaign_id == campaign_id, sent, StepExecution.sent_at > cancelled_at
-            )
-        )
-        began_after = session.scalar(
-            select(func.count()).where(
-                StepExecution.campaign_id == campaign_id, StepExecution.sending_since > acknowledged_at
-            )
-        )
-    seconds = (last - cancelled_at).total_seconds() if last and last > cancelled_at else None
-    acknowledged = (acknowledged_at - cancelled_at).total_seconds()
-    return AfterCancel(seconds, int(sent_after or 0), int(began_after or 0), acknowledged)
+        last = session.scalar(select(func.max(StepExecution.sent_at)).where(in_campaign, sent, *sent_window))
+        sent_after = session.scalar(select(func.count()).where(in_campaign, sent, *sent_window))
+        began_after = session.scalar(select(func.count()).where(in_campaign, *began_window))
+    seconds = (last - requested_at).total_seconds() if last else None
+    acknowledged = (acknowledged_at - requested_at).total_seconds()
+    return AfterGate(seconds, int(sent_after or 0), int(began_after or 0), acknowledged)

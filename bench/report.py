@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.database import AfterCancel, SendSummary
+from bench.database import AfterGate, SendSummary
 from bench.histories import WORKFLOW_TASK, HistoryScan, Largest
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,7 +78,8 @@ class CampaignResult:
     pg_waits: dict[str, float]
     progress: list[dict[str, Any]] = field(default_factory=list)
     cancelled_at: float | None = None  # epoch seconds: the time limit's cancel was sent
-    after_cancel: AfterCancel | None = None  # what went out after that cancel
+    after_cancel: AfterGate | None = None  # what went out after that cancel
+    after_pause: AfterGate | None = None  # what went out while a mid-run pause held
 
     @property
     def sent(self) -> int:
@@ -119,16 +120,8 @@ class CampaignResult:
                 "by_step": {position: sends.to_json() for position, sends in sorted(self.sends.by_step.items())},
                 "statuses": self.sends.by_status,
             },
-            "after_cancel": (
-                {
-                    "last_send_s": self.after_cancel.last_send_s,
-                    "sent_after": self.after_cancel.sent_after,
-                    "began_after_acknowledgement": self.after_cancel.began_after,
-                    "acknowledged_s": self.after_cancel.acknowledged_s,
-                }
-                if self.after_cancel
-                else None
-            ),
+            "after_cancel": _gate_json(self.after_cancel),
+            "after_pause": _gate_json(self.after_pause),
             "worker_rss_mib": {"idle": round(self.idle_rss / MIB, 1), "peak": round(self.peak_rss / MIB, 1)},
             "cpu_cores": _cores(self.cpu_s, self.wall_s),
             "postgres_sessions": self.pg_waits,
@@ -249,12 +242,11 @@ def _figures(result: CampaignResult, trivial: TrivialResult) -> list[tuple[str, 
         ),
         (
             "time-limit cancel: acknowledged / last send / sent after / begun after the ack",
-            (
-                f"{result.after_cancel.acknowledged_s:.2f} s / {_seconds(result.after_cancel.last_send_s)}"
-                f" / {result.after_cancel.sent_after:,} / {result.after_cancel.began_after:,}"
-            )
-            if result.after_cancel
-            else "-",
+            _gate_row(result.after_cancel),
+        ),
+        (
+            "mid-run pause: acknowledged / last send / sent while paused / begun after the ack",
+            _gate_row(result.after_pause),
         ),
         (
             "campaign wall time (launch → closed)",
@@ -372,3 +364,20 @@ def _code_version() -> dict[str, Any]:
 
     changed = [line for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")]
     return {"commit": git("rev-parse", "HEAD"), "changed_files_outside_bench": len(changed)}
+
+
+def _gate_json(gate: AfterGate | None) -> dict[str, Any] | None:
+    if gate is None:
+        return None
+    return {
+        "last_send_s": gate.last_send_s,
+        "sent_after": gate.sent_after,
+        "began_after_acknowledgement": gate.began_after,
+        "acknowledged_s": gate.acknowledged_s,
+    }
+
+
+def _gate_row(gate: AfterGate | None) -> str:
+    if gate is None:
+        return "-"
+    return f"{gate.acknowledged_s:.2f} s / {_seconds(gate.last_send_s)} / {gate.sent_after:,} / {gate.began_after:,}"

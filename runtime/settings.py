@@ -152,11 +152,24 @@ class Settings(BaseSettings):
         return limits
 
     def activity_threads(self) -> int:
-        """Threads (and database connections) one worker process needs: enough for its
-        largest queue's slots, plus a few for the short control activities."""
+        """Threads for the sending and inbound queues of one worker process: enough for the
+        largest queue's slots, plus a few. They share one pool; a provider's limits bind
+        long before the threads do."""
         slots = [self.max_concurrent_activities]
-        slots += [limits.max_concurrent_activities or 0 for limits in self.queue_limits.values()]
+        slots += [
+            limits.max_concurrent_activities or 0 for kind, limits in self.queue_limits.items() if kind != "campaigns"
+        ]
         return max(slots) + 8
+
+    def control_threads(self) -> int:
+        """Threads of the campaigns queue (planning, fetches, pause, cancel), a pool of its
+        own: with every sending queue busy, a shared pool made a cancel wait seconds for a
+        thread behind sends."""
+        return int(self.worker_limits("campaigns")["max_concurrent_activities"])
+
+    def database_connections(self) -> int:
+        """One connection per activity thread (see `workers/run.py`)."""
+        return self.activity_threads() + self.control_threads()
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for `outbound config`."""

@@ -37,6 +37,8 @@ def test_a_queue_override_beats_the_defaults_and_the_campaign_queue_is_never_thr
     }
     assert settings.worker_limits("campaigns") == {"max_concurrent_activities": 32}
     assert settings.activity_threads() == 96 + 8, "threads for the largest queue's slots"
+    assert settings.control_threads() == 32, "the campaigns queue's own threads, one per slot"
+    assert settings.database_connections() == 96 + 8 + 32
 
 
 def test_an_unknown_queue_or_setting_name_is_refused_by_name(
@@ -58,7 +60,7 @@ async def test_each_worker_polls_its_queue_with_that_queues_limits(outbound: Out
     try:
         configs = {worker.task_queue.removeprefix(outbound.prefix): worker.config() for worker in workers.workers}
     finally:
-        workers.executor.shutdown()
+        workers.close_executors()
 
     assert configs["sms"].get("max_task_queue_activities_per_second") == 1.0
     assert configs["sms"].get("max_concurrent_activities") == 4

@@ -40,8 +40,7 @@ async def run_worker(
     client = await connect(settings, interceptors=tracing.interceptors(), runtime=runtime)
     # One connection per activity thread: a smaller pool made threads queue for connections
     # and its overflow connections were closed on return, so PostgreSQL forked a backend per send.
-    threads = settings.activity_threads()
-    engine = make_engine(settings.database_url, pool_size=threads, max_overflow=4)
+    engine = make_engine(settings.database_url, pool_size=settings.database_connections(), max_overflow=4)
     sessions = make_session_factory(engine)
     workers = build_workers(client, settings, sessions, task_queues=task_queues)
     polled = [w.task_queue for w in workers.workers]

@@ -100,10 +100,11 @@ def maintenance_activities(client: Client, settings: Settings, sessions: Session
 
 @dataclass
 class WorkerSet:
-    """The workers of one process, sharing one activity thread pool."""
+    """The workers of one process and their activity thread pools: one for the campaigns
+    queue, one shared by the sending and inbound queues."""
 
     workers: list[Worker]
-    executor: ThreadPoolExecutor
+    executors: list[ThreadPoolExecutor]
 
     async def run(self) -> None:
         import asyncio
@@ -111,13 +112,17 @@ class WorkerSet:
         try:
             await asyncio.gather(*(worker.run() for worker in self.workers))
         finally:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.close_executors()
 
     async def shutdown(self) -> None:
         import asyncio
 
         await asyncio.gather(*(worker.shutdown() for worker in self.workers))
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.close_executors()
+
+    def close_executors(self) -> None:
+        for executor in self.executors:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def build_workers(
@@ -133,7 +138,8 @@ def build_workers(
     unknown = set(queues) - set(all_queues(prefix))
     if unknown:
         raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
-    executor = ThreadPoolExecutor(max_workers=settings.activity_threads())  # see workers/run.py
+    executor = ThreadPoolExecutor(max_workers=settings.activity_threads(), thread_name_prefix="sends")
+    control_executor = ThreadPoolExecutor(max_workers=settings.control_threads(), thread_name_prefix="control")
     campaign_activities = CampaignActivities(sessions)
     metrics = OutboundMetrics(client_meter(client))  # the client's runtime: one /metrics for all
     step_activities = StepActivities(sessions, metrics)
@@ -168,7 +174,7 @@ def build_workers(
                     task_queue=queue,
                     workflows=WORKFLOWS,
                     activities=activities,
-                    activity_executor=executor,
+                    activity_executor=control_executor,
                     **limits,
                     **worker_options,
                 )
@@ -200,4 +206,4 @@ def build_workers(
                     **worker_options,
                 )
             )
-    return WorkerSet(workers, executor)
+    return WorkerSet(workers, [control_executor, executor])
