@@ -304,7 +304,7 @@ class SendActivities:
         if opens > now:
             reschedule(db, context.execution.id, opens, now)
             return SendResult(outcome=SendOutcome.RESLOTTED, detail=opens.isoformat())
-        day = local_day(now, zone(context.sender.timezone))
+        day = context.sender.today(now)
         entry = enter_sending(
             db,
             context,
@@ -355,7 +355,8 @@ class SendActivities:
         if error.kind in (FailureKind.QUOTA_EXHAUSTED, FailureKind.AUTH_REVOKED):
             with unit_of_work(self.sessions) as session:
                 if error.kind is FailureKind.QUOTA_EXHAUSTED:
-                    exhaust_quota(session, context.sender.id, local_day(now, zone(context.sender.timezone)))
+                    day = context.sender.today(now)
+                    exhaust_quota(session, context.sender.id, day, context.sender.limit_on(day))
                     detail = "provider daily limit reached"
                 else:
                     if disable_sender(session, context.sender.id, f"{error.code or 'auth'}: {error}"):

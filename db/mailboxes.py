@@ -117,13 +117,14 @@ def note_throttling(session: Session, sender_id: int, now: datetime, policy: Mai
     return Throttling(until, newly_paused=True)
 
 
-def exhaust_quota(session: Session, sender_id: int, day: date) -> None:
+def exhaust_quota(session: Session, sender_id: int, day: date, limit: int) -> None:
     """The provider says the mailbox's daily limit is used up (sends from outside Outbound
-    count too): mark today's quota spent so its other sends defer without asking again."""
+    count too): mark the quota of `day` (whose limit is `limit`) spent so its other sends
+    defer without asking again."""
     session.execute(
         update(Sender)
         .where(Sender.id == sender_id)
-        .values(sends_today=Sender.daily_limit, quota_day=day)
+        .values(sends_today=limit, quota_day=day)
         .execution_options(synchronize_session=False)
     )
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from db.dialect import dialect_insert, insert_many, refresh_statistics
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
+from db.warmup import sender_ramp
 from domain.calendar import LocalWindow, add_span, zone
 from domain.durations import Span
 from domain.slotting import SenderCapacity, Slotter
@@ -198,12 +199,15 @@ def _pauses(session: Session, campaign_id: int) -> list[tuple[datetime, datetime
 def _capacities(session: Session, campaign_id: int) -> dict[int, SenderCapacity]:
     from db.models import CampaignSender
 
-    rows = session.execute(
-        select(Sender.id, Sender.daily_limit, Sender.timezone)
+    senders = session.scalars(
+        select(Sender)
         .join(CampaignSender, CampaignSender.sender_id == Sender.id)
         .where(CampaignSender.campaign_id == campaign_id)
     ).all()
-    return {sender: SenderCapacity(sender, limit, zone(tz)) for sender, limit, tz in rows}
+    return {
+        sender.id: SenderCapacity(sender.id, sender.daily_limit, zone(sender.timezone), sender_ramp(sender))
+        for sender in senders
+    }
 
 
 def _candidate_query(

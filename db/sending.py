@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, aliased
 from db.engine import Statements
 from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
+from domain.calendar import local_day, zone
+from domain.warmup import ramp_of
 from schemas.enums import TERMINAL_STATUSES, WAITING_STATUSES, CampaignStatus, Channel, ExecutionStatus
 
 # Core tables for the hot-path UPDATEs: ORM-enabled statements cost more worker CPU than
@@ -76,6 +78,21 @@ class SenderView:
     provider: str
     timezone: str
     paused_until: datetime | None
+    daily_limit: int
+    warmup_start: int | None
+    warmup_increment: int | None
+    warmup_ceiling: int | None
+    warmup_began_on: date | None
+
+    def today(self, now: datetime) -> date:
+        """The sender's own calendar day at `now`: its quota day (R6)."""
+        return local_day(now, zone(self.timezone))
+
+    def limit_on(self, day: date) -> int:
+        """The sender's limit for its own calendar `day`: a warming-up mailbox's comes from
+        its ramp, so it holds from the sender's midnight whenever the daily reset runs."""
+        ramp = ramp_of(self.warmup_start, self.warmup_increment, self.warmup_ceiling, self.warmup_began_on)
+        return ramp.limit_on(day) if ramp else self.daily_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +254,7 @@ _CLAIM = (
     .where(
         Sender.id == bindparam("p_sender_id"),
         Sender.status == "active",
-        or_(Sender.quota_day.is_(None), Sender.quota_day != _DAY, Sender.sends_today < Sender.daily_limit),
+        or_(Sender.quota_day.is_(None), Sender.quota_day != _DAY, Sender.sends_today < bindparam("p_limit")),
     )
     .values(sends_today=case((Sender.quota_day == _DAY, Sender.sends_today + 1), else_=1), quota_day=_DAY)
 )
@@ -295,6 +312,7 @@ def enter_sending(
         "p_attempt_until": attempt_until,
         "p_sender_id": context.sender.id,
         "p_day": day,
+        "p_limit": context.sender.limit_on(day),
     }
     key = (context.previous_step_id is not None, completed_campaign_open)
     if db.dialect == "postgresql":

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.calendar import LocalWindow, day_bounds, local_day
+from domain.warmup import WarmupRamp
 
 CountLookup = Callable[[int, datetime, datetime], int]  # sender, day start, day end -> already booked
 
@@ -23,6 +24,11 @@ class SenderCapacity:
     sender_id: int
     daily_limit: int
     tz: ZoneInfo
+    ramp: WarmupRamp | None = None  # a warming-up mailbox: its limit grows day by day
+
+    def limit_on(self, day: date) -> int:
+        """The limit of the sender's own calendar `day`."""
+        return self.ramp.limit_on(day) if self.ramp else self.daily_limit
 
 
 @dataclass
@@ -45,7 +51,7 @@ class Slotter:
         for _ in range(3660):  # ten years of full days is a configuration error, not a loop
             moment = self.window.next_open(moment, contact_tz)
             day = local_day(moment, sender.tz)
-            if self._count(sender, day) < sender.daily_limit:
+            if self._count(sender, day) < sender.limit_on(day):
                 break
             moment = day_bounds(day, sender.tz)[1]
         else:

@@ -102,8 +102,10 @@ SCHEDULES: tuple[OutboundSchedule, ...] = (
         name="warmup-reset",
         workflow="WarmupResetWorkflow",
         args=(WarmupResetInput(),),
-        spec=_daily_at(0, 0),
-        summary="Daily sender quota reset and warmup limits (00:00 UTC)",
+        # Hourly, so the stored counters and limits follow each sender's own midnight within
+        # the hour; the quota claim does not wait for it (it computes the day's limit itself).
+        spec=ScheduleSpec(cron_expressions=["0 * * * *"], time_zone_name="UTC"),
+        summary="Sender quota counters and warmup limits, each sender on its own day (hourly)",
     ),
     OutboundSchedule(
         name="follow-up",

@@ -36,6 +36,7 @@ from db.contacts_repo import (
 )
 from db.engine import unit_of_work
 from db.models import Sender
+from db.warmup import sender_ramp
 from domain.contacts_csv import ContactCsv, ContactRecord, CsvFileError, RowError, open_contacts_csv
 from schemas.enums import Channel, SkipReason
 from starter.context import CliContext, UserError
@@ -252,9 +253,12 @@ def senders_list() -> None:
     table = Table("Id", "Channel", "Address", "Provider", "Daily limit", "Sent today", "Time zone", "Status", "Warmup")
     table.title, table.title_justify = f"Senders: {len(senders)}", "left"
     for sender in senders:
-        sent_today = sender.sends_today if sender.quota_day == datetime.now(ZoneInfo(sender.timezone)).date() else 0
+        today = datetime.now(ZoneInfo(sender.timezone)).date()
+        sent_today = sender.sends_today if sender.quota_day == today else 0
+        ramp = sender_ramp(sender)
+        limit = ramp.limit_on(today) if ramp else sender.daily_limit
         table.add_row(
-            *_cells(sender.id, sender.channel, sender.address, sender.provider, sender.daily_limit),
+            *_cells(sender.id, sender.channel, sender.address, sender.provider, limit),
             *_cells(sent_today, sender.timezone, _status(sender), _warmup(sender)),
         )
     ctx.console.print(table)
@@ -268,9 +272,7 @@ def _status(sender: Sender) -> str:
 
 
 def _warmup(sender: Sender) -> str:
-    """The ramp and the limit it gives today (the warmup schedule applies it at 00:00 UTC)."""
-    from db.warmup import sender_ramp
-
+    """The ramp and the limit it gives on the sender's own today."""
     ramp = sender_ramp(sender)
     if ramp is None:
         return ""

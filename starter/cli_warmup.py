@@ -1,8 +1,8 @@
 """`outbound senders warmup`: a new mailbox's daily limit climbs along a ramp.
 
-The ramp is stored on the sender; today's limit applies at once and the daily warmup
-schedule (00:00 UTC) moves it along, computed from the days since the ramp began, so a
-late or repeated run never skips or repeats a step.
+The ramp is stored on the sender. Each send's quota claim takes the ramp's limit for the
+sender's own calendar day, so a new day's limit holds from the sender's midnight in its
+time zone; the hourly warmup schedule only keeps the stored figure current.
 """
 
 from __future__ import annotations

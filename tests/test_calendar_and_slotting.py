@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from domain.calendar import LocalWindow, add_span, zone
 from domain.durations import Span, parse_seconds, parse_span
 from domain.slotting import SenderCapacity, Slotter, jitter
+from domain.warmup import WarmupRamp
 from schemas.campaign_file import SendingWindow
 
 NEW_YORK = zone("America/New_York")
@@ -86,3 +87,12 @@ def test_jitter_is_deterministic_and_bounded() -> None:
     assert jitter("exec-1", 60) == jitter("exec-1", 60)
     assert 0 <= jitter("exec-2", 60) < 60
     assert jitter("exec-3", 0) == 0
+
+
+def test_a_warming_up_senders_capacity_grows_day_by_day_in_its_own_time_zone() -> None:
+    ramp = WarmupRamp(start=1, increment=1, ceiling=3, began_on=date(2026, 11, 30))
+    slotter = Slotter(BUSINESS_HOURS, gap_seconds=0, jitter_seconds=0, booked=lambda *_: 0)
+    sender = SenderCapacity(1, daily_limit=1, tz=NEW_YORK, ramp=ramp)
+    monday = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # 09:00 local, the ramp's first day
+    days = [slotter.slot(sender, monday, NEW_YORK, str(i)).astimezone(NEW_YORK).strftime("%a") for i in range(6)]
+    assert days == ["Mon", "Tue", "Tue", "Wed", "Wed", "Wed"]

@@ -71,7 +71,7 @@ def test_sync_creates_the_schedules_once_and_the_temporal_cli_shows_them(deploym
     )
     info = warmup["info"]
     assert isinstance(info, dict)
-    assert all(moment.endswith("T00:00:00Z") for moment in info["futureActionTimes"])
+    assert all(moment.endswith(":00:00Z") for moment in info["futureActionTimes"]), "hourly, on the hour"
     analytics = _describe(deployment, "outbound-analytics-hourly")["schedule"]
     assert isinstance(analytics, dict)
     payload = analytics["action"]["startWorkflow"]["input"]["payloads"][0]["data"]

@@ -28,7 +28,7 @@ PASS_TIMEOUT = timedelta(minutes=5)
 
 @workflow.defn(name="WarmupResetWorkflow")
 class WarmupResetWorkflow:
-    """Daily at 00:00 UTC: every mailbox's counter starts over once its own day is over, and
+    """Hourly: every mailbox's counter starts over once its own day is over, and
     each warming-up mailbox gets its ramp's limit for that day."""
 
     @workflow.run
