@@ -31,8 +31,8 @@ COMPOSE = REPO / "docker-compose.temporal.yml"
 DOCKERFILE = REPO / "Dockerfile"
 OUTBOUND = Path(sys.executable).parent / "outbound"
 
-OUTBOUND_SERVICES = ("migrate", "worker", "api")
-ONE_SHOT = ("temporal-schema", "temporal-setup", "migrate")
+OUTBOUND_SERVICES = ("migrate", "schedules", "worker", "api")
+ONE_SHOT = ("temporal-schema", "temporal-setup", "migrate", "schedules")
 # ${NAME}, ${NAME:-default}, ${NAME:?error}: compose interpolation.
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::?(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
@@ -110,6 +110,9 @@ def test_the_stack_has_every_service_and_dependencies_point_at_real_ones() -> No
     # The order that makes a cold start work: schema → server → namespace/attributes → workers.
     assert set(services()["temporal"]["depends_on"]) == {"temporal-schema"}
     assert set(services()["worker"]["depends_on"]) == {"migrate", "temporal-setup"}
+    # Without it warmup, follow-ups, analytics and retention would never run.
+    assert services()["schedules"]["command"] == ["schedules", "sync"]
+    assert set(services()["schedules"]["depends_on"]) == {"migrate", "temporal-setup"}
     assert "outbound-db" in services()["migrate"]["depends_on"]
 
 
