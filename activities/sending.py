@@ -36,6 +36,7 @@ from db.sending import (
     previous_email,
     release_attempt,
     reschedule,
+    thread_subject,
 )
 from domain.calendar import LocalWindow, day_bounds, local_day, zone
 from domain.templates import TemplateRenderError, contact_context, render_template
@@ -237,10 +238,13 @@ class SendActivities:
     def _compose(self, db: Statements, context: SendContext, now: datetime) -> OutgoingMessage:
         step, contact = context.step, context.contact
         variables = contact_context(contact)
+        subject = step.subject
+        if step.channel == Channel.EMAIL.value and not subject:
+            subject = thread_subject(db, context.campaign.id, step.position)
         try:
             rendered = {
                 name: render_template(source, variables)
-                for name, source in (("subject", step.subject), ("body", step.body), ("say", step.say))
+                for name, source in (("subject", subject), ("body", step.body), ("say", step.say))
                 if source
             }
         except TemplateRenderError as error:
@@ -259,8 +263,8 @@ class SendActivities:
             if not step.new_thread and context.previous_step_id is not None:
                 parent, thread, chain = previous_email(db, context.execution)
                 if parent:
-                    subject = str(rendered.get("subject", ""))
-                    rendered["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+                    replied = str(rendered.get("subject", ""))
+                    rendered["subject"] = replied if replied.lower().startswith("re:") else f"Re: {replied}"
                     fields |= {"in_reply_to": parent, "references": tuple(chain), "thread_id": thread}
         else:
             fields["status_callback"] = self.links.status_callback()

@@ -33,7 +33,7 @@ _WAITING = [s.value for s in WAITING_STATUSES]
 # A row passed over because a send held its lock is looked at again this often; those
 # locks last one autocommit statement, so a sweep or two finds every row free.
 LOCKED_RETRY_SECONDS = 0.05
-MAX_SWEEPS = 200
+MAX_LOCKED_SWEEPS = 200  # in a row, finding only locked rows: then let the activity retry
 
 
 @dataclass
@@ -99,18 +99,25 @@ def _sweep(
     sessions: SessionFactory, batch: Callable[[Session], int | None], heartbeat: Heartbeat, progress: Progress
 ) -> None:
     """Run `batch` (one transaction each) until it finds nothing left; a batch returns the
-    rows it changed, or None when only rows it could not lock are left."""
-    for _ in range(MAX_SWEEPS):
+    rows it changed, or None when only rows it could not lock are left. As many batches as
+    the step has rows; only sweeps that find everything locked are limited."""
+    locked_sweeps = 0
+    while True:
         with unit_of_work(sessions) as session:
             changed = batch(session)
         if changed == 0:
             return
         if changed is None:
+            locked_sweeps += 1
+            if locked_sweeps >= MAX_LOCKED_SWEEPS:
+                raise RuntimeError(
+                    "rows stayed locked through every sweep; the activity retries from its last heartbeat"
+                )
             time.sleep(LOCKED_RETRY_SECONDS)
             continue
+        locked_sweeps = 0
         progress.rows += changed
         heartbeat(progress)
-    raise RuntimeError("rows stayed locked through every sweep; the activity retries from its last heartbeat")
 
 
 def _cancel_batch(session: Session, step_id: int, now: datetime) -> int | None:

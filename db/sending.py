@@ -182,6 +182,26 @@ _PREVIOUS_EMAILS = (
 )
 
 
+_THREAD_SUBJECT = (
+    select(Step.subject)
+    .where(
+        Step.campaign_id == bindparam("p_campaign_id"),
+        Step.position < bindparam("p_position"),
+        Step.channel == Channel.EMAIL.value,
+        Step.subject.is_not(None),
+    )
+    .order_by(Step.position.desc())
+    .limit(1)
+)
+
+
+def thread_subject(db: Statements, campaign_id: int, position: int) -> str | None:
+    """The subject template a follow-up without one replies under: the nearest earlier
+    email step's (the campaign file requires one on the first email and on new threads)."""
+    row = db.first(_THREAD_SUBJECT, {"p_campaign_id": campaign_id, "p_position": position})
+    return row["subject"] if row is not None else None
+
+
 def previous_email(db: Statements, execution: ExecutionView) -> tuple[str | None, str | None, list[str]]:
     """The latest message sent to this contact by an earlier email step of the campaign:
     its Message-ID and thread, and the chain of Message-IDs for `References`."""

@@ -84,10 +84,17 @@ def _parse(path: Path) -> tuple[Node | None, Any]:
         loader.dispose()
 
 
+# A whole-campaign check that blames one step says so first: "steps[2]: ...".
+_STEP_BLAMED = re.compile(r"^steps\[(?P<index>\d+)\]:? (?P<message>.*)$", re.DOTALL)
+
+
 def _describe(path: Path, root: Node | None, error: Any) -> str:
     loc = tuple(error["loc"])
-    field = _field_path(loc) or "(campaign)"
     message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    blamed = _STEP_BLAMED.match(message) if not loc else None
+    if blamed:
+        loc, message = ("steps", int(blamed["index"])), blamed["message"]
+    field = _field_path(loc) or "(campaign)"
     return f"{path}:{_line_of(root, loc)}: {field}: {message}"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.names import QueueKind
@@ -128,6 +128,17 @@ class Settings(BaseSettings):
         "http://localhost:8080", description="Where the API service is reachable from outside (links, callbacks)."
     )
     api_host: str = "127.0.0.1"
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for the API's operator routes (/internal/*, the full /health);"
+        " unset: those routes refuse every request.",
+    )
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _blank_token_is_no_token(cls, value: object) -> object:
+        """An empty variable (compose's `${OUTBOUND_API_TOKEN:-}`) means no token, never ""."""
+        return None if isinstance(value, str) and not value.strip() else value
     api_port: int = Field(8080, ge=0, le=65535)
     unsubscribe_link_days: int = Field(90, ge=1, description="How long an unsubscribe link stays valid.")
     soft_bounce_threshold: int = Field(3, ge=1, description="Soft bounces after which an address is suppressed.")

@@ -89,7 +89,11 @@ class StepSpec(BaseModel):
     channel: Channel
     day: int = Field(0, ge=0, le=365, description="Day offset of the step's group.")
     wait: SpanField = Field(default_factory=Span, description="Wait after the previous step.")
-    subject: str | None = None
+    subject: str | None = Field(
+        None,
+        description="Email: required for the campaign's first email and for `new_thread: true`; a follow-up"
+        " in the same thread may leave it out and is sent as 'Re: <the thread's subject>'.",
+    )
     body: str | None = None
     say: str | None = None
     audio_url: str | None = None
@@ -100,8 +104,8 @@ class StepSpec(BaseModel):
 
     @model_validator(mode="after")
     def _content(self) -> StepSpec:
-        if self.channel is Channel.EMAIL and not (self.subject and self.body):
-            raise ValueError("an email step needs a subject and a body")
+        if self.channel is Channel.EMAIL and not self.body:
+            raise ValueError("an email step needs a body")
         if self.channel is Channel.SMS and not self.body:
             raise ValueError("an sms step needs a body")
         if self.channel is Channel.VOICEMAIL and not (self.say or self.audio_url):
@@ -141,6 +145,14 @@ class CampaignFile(BaseModel):
             if not self.senders.for_channel(step.channel):
                 raise ValueError(
                     f"steps[{index}] uses channel {step.channel.value} but senders.{step.channel.value} is empty"
+                )
+        emails = [(index, step) for index, step in enumerate(self.steps) if step.channel is Channel.EMAIL]
+        for order, (index, step) in enumerate(emails):
+            if not step.subject and (order == 0 or step.new_thread):
+                why = "the campaign's first email" if order == 0 else "an email that starts a new thread"
+                raise ValueError(
+                    f"steps[{index}]: {why} needs a subject (only a follow-up in the same thread may leave it"
+                    " out: it is sent as 'Re: <the thread's subject>')"
                 )
         if self.send_gap.days or self.jitter.days:
             raise ValueError("send_gap and jitter must be below a day (use s, m or h)")

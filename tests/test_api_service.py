@@ -43,6 +43,7 @@ from workers.api.server import serve_api
 from workers.api.temporal_link import TemporalConnector, TemporalUnavailable
 
 AUTH_TOKEN = "twilio-test-auth-token"
+API_TOKEN = "operator-test-token"
 PUBLIC = "https://hooks.outbound.example"
 SECRET_KEY = new_secret_key()
 ANN_PHONE, BOB_PHONE = "+12025550000", "+12025550001"  # what `people("a", 2)` gets
@@ -52,6 +53,7 @@ def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "public_base_url": PUBLIC,
         "secret_key": SecretStr(SECRET_KEY),
+        "api_token": SecretStr(API_TOKEN),
         "twilio": TwilioSettings(auth_token=SecretStr(AUTH_TOKEN)),
     } | overrides
     return Settings(**values)
@@ -506,9 +508,37 @@ def test_unsubscribing_never_logs_the_token_or_the_address(
 # --- /health and /internal/status ---------------------------------------------------------
 
 
-def asgi_client(deps: ApiDependencies) -> httpx.AsyncClient:
-    """In the test's own event loop, where the Temporal test client lives."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(deps)), base_url="http://api")
+def asgi_client(deps: ApiDependencies, token: str | None = API_TOKEN) -> httpx.AsyncClient:
+    """In the test's own event loop, where the Temporal test client lives; as an operator
+    holding the API token unless told otherwise."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(deps)), base_url="http://api", headers=headers
+    )
+
+
+async def test_internal_routes_refuse_requests_without_the_operator_token(sqlite_db: Database) -> None:
+    deps = ApiDependencies(settings(), sqlite_db.sessions, None)
+    async with asgi_client(deps, token=None) as api:
+        missing = await api.get("/internal/status")
+    async with asgi_client(deps, token="guess") as api:
+        wrong = await api.get("/internal/status")
+    for response, detail in ((missing, "missing bearer token"), (wrong, "invalid bearer token")):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json() == {"detail": detail}
+    unconfigured = ApiDependencies(settings(api_token=" "), sqlite_db.sessions, None)
+    async with asgi_client(unconfigured) as api:
+        off = await api.get("/internal/status")
+    assert off.status_code == 403
+    assert "OUTBOUND_API_TOKEN" in off.json()["detail"]
+
+
+async def test_health_without_the_token_gives_the_status_and_nothing_else(sqlite_db: Database) -> None:
+    async with asgi_client(ApiDependencies(settings(), sqlite_db.sessions, None), token=None) as api:
+        response = await api.get("/health")
+    assert response.status_code == 503, "the status code still tells a load balancer what is down"
+    assert response.json() == {"status": "degraded"}
 
 
 async def test_health_is_ok_with_a_live_database_and_temporal(
@@ -667,7 +697,7 @@ async def test_serve_api_listens_answers_and_stops_when_cancelled(sqlite_db: Dat
     try:
         await asyncio.wait_for(ready.wait(), 10)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
-            response = await http.get("/health")
+            response = await http.get("/health", headers={"Authorization": f"Bearer {API_TOKEN}"})
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)

@@ -64,8 +64,32 @@ def test_an_unknown_key_is_reported_at_the_key(tmp_path: Path) -> None:
 
 
 def test_a_missing_field_is_reported_at_its_parent(tmp_path: Path) -> None:
-    text = VALID.replace("    subject: Hello\n", "")
-    assert problems(tmp_path, text) == ["8: steps[0]: an email step needs a subject and a body"]
+    text = VALID.replace("    body: Hi {{ first_name | default(\"there\") }}\n", "")
+    assert problems(tmp_path, text) == ["8: steps[0]: an email step needs a body"]
+
+
+THREAD = VALID + """\
+  - channel: email
+    wait: 1d
+    body: Any thoughts?
+"""
+
+
+def test_a_threaded_follow_up_may_leave_the_subject_out(tmp_path: Path) -> None:
+    spec = load_campaign_file(write(tmp_path, THREAD))
+    assert spec.steps[2].subject is None
+
+
+def test_the_first_email_and_a_new_thread_need_a_subject(tmp_path: Path) -> None:
+    assert problems(tmp_path, THREAD.replace("    subject: Hello\n", "")) == [
+        "8: steps[0]: the campaign's first email needs a subject (only a follow-up in the same thread may"
+        " leave it out: it is sent as 'Re: <the thread's subject>')"
+    ]
+    new_thread = THREAD.replace("    body: Any thoughts?\n", "    new_thread: true\n    body: Any thoughts?\n")
+    assert problems(tmp_path, new_thread) == [
+        "14: steps[2]: an email that starts a new thread needs a subject (only a follow-up in the same thread"
+        " may leave it out: it is sent as 'Re: <the thread's subject>')"
+    ]
 
 
 def test_a_missing_top_level_field_is_reported_at_the_first_line(tmp_path: Path) -> None:

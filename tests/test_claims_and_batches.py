@@ -184,3 +184,23 @@ def test_resume_batches_move_each_waiting_row_once_by_the_paused_time(
     for row_id, old in before.items():
         assert old is not None
         assert after[row_id] == max(resumed_at, old + (resumed_at - paused_at))
+
+
+def test_a_step_with_many_more_rows_than_one_batch_is_re_slotted_to_the_end(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only sweeps that find every row locked are limited, not the number of batches (a
+    million-row step needs hundreds of them)."""
+    monkeypatch.setattr(batches, "BATCH", 2)
+    monkeypatch.setattr(batches, "MAX_LOCKED_SWEEPS", 2)
+    (email,) = launched(db, 11, [EMAIL_STEP])
+    plan(db, email)
+    campaign = _campaign_of(db, email)
+    set_rows(db, [r.id for r in rows(db, email)], updated_at=NOW)
+    resumed_at = NOW + timedelta(hours=3)
+
+    progress = Progress()
+    reslot_open_rows(db.sessions, campaign, NOW + timedelta(hours=1), resumed_at, progress, lambda progress: None)
+
+    assert progress.rows == 11
+    assert all(r.scheduled_for is not None and r.scheduled_for >= resumed_at for r in rows(db, email))

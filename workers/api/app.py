@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from db.engine import SessionFactory
 from runtime.names import all_queues
 from runtime.settings import Settings
+from workers.api.auth import operator_guard, presented_token, token_is_valid
 from workers.api.temporal_link import (
     DescribeUnsupported,
     TemporalSource,
@@ -79,14 +80,18 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(unsubscribe_router(deps.settings, deps.sessions, deps.clock))
 
     @app.get("/health")
-    async def health() -> JSONResponse:
-        """200 when the database and Temporal both answer, else 503 with what is down,
-        so a load balancer or orchestrator can act on the status code alone."""
+    async def health(request: Request) -> JSONResponse:
+        """200 when the database and Temporal both answer, else 503, so a load balancer or
+        orchestrator can act on the status code alone. What is down, and the identity and
+        version of the process, only with the operator token."""
         database, temporal = await asyncio.gather(
             _check_database(deps.sessions, deps.check_timeout),
             check_temporal(deps.temporal, deps.settings.temporal_namespace, deps.check_timeout),
         )
         ok = database["ok"] and temporal.ok
+        code = 200 if ok else 503
+        if not token_is_valid(deps.settings, await presented_token(request)):
+            return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=code)
         body = {
             "status": "ok" if ok else "degraded",
             "database": database,
@@ -95,9 +100,9 @@ def create_app(deps: ApiDependencies) -> FastAPI:
             "uptime_seconds": round((deps.clock() - deps.started_at).total_seconds(), 3),
             "version": deps.version,
         }
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return JSONResponse(body, status_code=code)
 
-    @app.get("/internal/status")
+    @app.get("/internal/status", dependencies=[Depends(operator_guard(deps.settings))])
     async def internal_status() -> JSONResponse:
         """Who polls each task queue: a queue without pollers is work nobody will do."""
         namespace = deps.settings.temporal_namespace
