@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, literal, select, update
+from sqlalchemy import and_, bindparam, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
@@ -49,8 +49,9 @@ def record_pause(session: Session, campaign_id: int, paused_at: datetime) -> Non
 def record_resume(
     session: Session, campaign_id: int, paused_at: datetime, resumed_at: datetime, *, reslot: bool = True
 ) -> None:
-    """Close the pause interval and (unless the caller re-slots in batches afterwards,
-    `db.lifecycle_batches`) move what was waiting by the time it was held."""
+    """Close the pause interval and move what was waiting by the time it was held; or,
+    when the caller re-slots in batches afterwards (`db.lifecycle_batches`), mark the
+    campaign as re-slotting from `resumed_at`, so only rows already moved are fetched."""
     updated = session.execute(
         update(CampaignPause)
         .where(CampaignPause.campaign_id == campaign_id, CampaignPause.resumed_at.is_(None))
@@ -61,6 +62,15 @@ def record_resume(
         return  # already resumed by an earlier attempt of this activity
     if reslot:
         reslot_open_rows(session, campaign_id, resumed_at - paused_at, resumed_at)
+    else:
+        # A pause that ended while an earlier resume's batches still ran adds to their shift.
+        earlier = case((Campaign.reslot_from.is_(None), 0.0), else_=func.coalesce(Campaign.reslot_seconds, 0.0))
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(reslot_from=resumed_at, reslot_seconds=earlier + (resumed_at - paused_at).total_seconds())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def shift_steps(session: Session, plans: list[StepPlan]) -> None:

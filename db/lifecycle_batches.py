@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from db.dialect import dialect_insert
 from db.engine import SessionFactory, unit_of_work
 from db.lifecycle import PauseShift
-from db.models import Contact, Enrollment, Step, StepExecution
+from db.models import Campaign, Contact, Enrollment, Step, StepExecution
 from db.types import UTCDateTime
 from schemas.enums import WAITING_STATUSES, ExecutionStatus
 
@@ -177,20 +177,43 @@ def reslot_open_rows(
 ) -> None:
     """After a pause, each waiting row moves to max(resume, old slot + paused time), then
     into its window, keeping the order (DESIGN R9). A row is done once written at
-    `resumed_at` or later, which is also what makes a batch safe to run twice. The step
-    workflows stay paused until this returns, so nothing is fetched from a half-moved step."""
+    `resumed_at` or later, which is also what makes a batch safe to run twice.
+
+    Sending has resumed meanwhile: while `campaigns.reslot_from` is `resumed_at`,
+    `fetch_due` hands out only rows already moved. So the batches take each step's rows in
+    slot order, one batch per step in turn, and the earliest rows of every step are the
+    first ones sendable again; the mark is cleared once every row has moved."""
     with sessions() as session:
         shift = PauseShift.of(session, campaign_id, resumed_at - paused_at, resumed_at)
     steps = step_ids(sessions, campaign_id)
-    while progress.step < len(steps):
-        step_id = steps[progress.step]
-
-        def batch(session: Session, step_id: int = step_id) -> int | None:
-            return _reslot_batch(session, step_id, shift)
-
-        _sweep(sessions, batch, heartbeat, progress)
-        progress.step += 1
+    pending = list(steps)
+    locked_sweeps = 0
+    while pending:
+        found_locked = False
+        for step_id in list(pending):
+            with unit_of_work(sessions) as session:
+                changed = _reslot_batch(session, step_id, shift)
+            if changed == 0:
+                pending.remove(step_id)
+            elif changed is None:
+                found_locked = True
+            else:
+                progress.rows += changed
         heartbeat(progress)
+        if found_locked and pending:
+            locked_sweeps += 1
+            if locked_sweeps >= MAX_LOCKED_SWEEPS:
+                raise RuntimeError("rows stayed locked through every sweep; the activity retries")
+            time.sleep(LOCKED_RETRY_SECONDS)
+        else:
+            locked_sweeps = 0
+    with unit_of_work(sessions) as session:
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.reslot_from == resumed_at)
+            .values(reslot_from=None, reslot_seconds=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _reslot_batch(session: Session, step_id: int, shift: PauseShift) -> int | None:
@@ -200,15 +223,20 @@ def _reslot_batch(session: Session, step_id: int, shift: PauseShift) -> int | No
         StepExecution.status.in_(_WAITING),
         or_(StepExecution.updated_at.is_(None), StepExecution.updated_at < resumed_at),
     )
-    rows = session.execute(
-        select(StepExecution.id, StepExecution.scheduled_for, Step.channel, Contact.timezone)
-        .join(Step, Step.id == StepExecution.step_id)
-        .join(Contact, Contact.id == StepExecution.contact_id)
-        .where(*not_done)
-        .order_by(StepExecution.id)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True, of=StepExecution)
-    ).all()
+    rows: list[Any] = []
+    # One status at a time, so each page is read off the due index in slot order.
+    for status in _WAITING:
+        rows += session.execute(
+            select(StepExecution.id, StepExecution.scheduled_for, Step.channel, Contact.timezone)
+            .join(Step, Step.id == StepExecution.step_id)
+            .join(Contact, Contact.id == StepExecution.contact_id)
+            .where(*not_done, StepExecution.status == status)
+            .order_by(StepExecution.scheduled_for, StepExecution.id)
+            .limit(BATCH - len(rows))
+            .with_for_update(skip_locked=True, of=StepExecution)
+        ).all()
+        if len(rows) >= BATCH:
+            break
     if not rows:
         return None if session.scalar(select(exists().where(*not_done))) else 0
     changes = [

@@ -134,6 +134,10 @@ class Campaign(Base):
     definition: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), default="DRAFT", index=True)
     lifecycle_version: Mapped[int] = mapped_column(default=0)
+    # While a resume's batches re-slot the waiting rows: the resume's moment; NULL once all
+    # have moved. Meanwhile `db.planning.fetch_due` counts a slot due `reslot_seconds` late.
+    reslot_from: Mapped[datetime | None]
+    reslot_seconds: Mapped[float | None]  # the paused time the batches add to each waiting slot
     launched_at: Mapped[datetime | None]
     enrolled_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

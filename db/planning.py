@@ -346,6 +346,7 @@ def _candidate(row: tuple[Any, ...], has_previous: bool) -> Candidate:
 # The step workflow only asks whether rows are still open; counting every open row of a
 # large step on every fetch cost more than the fetch, so the count stops here.
 OPEN_COUNT_CAP = 1000
+RESLOT_POLL_SECONDS = 5.0  # how often a step looks for rows a resume's batches made due
 
 
 def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]:
@@ -381,15 +382,29 @@ def fetch_due(
     lease expired (claimed by a fetch whose workflow never heard of it) can be claimed
     again; ids the workflow still has in flight are never handed out twice."""
     lease_until = now + timedelta(seconds=lease_seconds)
+    # While a resume's batches still re-slot the campaign, a row counts as due only once its
+    # slot plus the paused time has passed: exactly when it is due if not moved yet, and
+    # later (never earlier) if moved already; the earliest rows go first either way.
+    shift = session.scalar(
+        select(Campaign.reslot_seconds)
+        .join(Step, Step.campaign_id == Campaign.id)
+        .where(Step.id == step_id, Campaign.reslot_from.is_not(None))
+    )
+    due_by = now - timedelta(seconds=shift or 0)
     rows = _earlier_claim(session, step_id, claim_token, now) if claim_token else []
     if rows:
         session.execute(
             update(StepExecution).where(StepExecution.id.in_([row[1] for row in rows])).values(lease_until=lease_until)
         )
     elif limit > 0:
-        rows = _claim(session, step_id, _due_rows(session, step_id, now, limit, exclude), now, lease_until, claim_token)
+        due = _due_rows(session, step_id, now, limit, exclude, due_by)
+        rows = _claim(session, step_id, due, now, lease_until, claim_token)
     ids, contacts = [row[1] for row in rows], [row[2] for row in rows]
     open_rows, next_due = _open_summary(session, step_id)
+    if shift is not None:
+        # Due later by the shift; and each batch may move rows nearer: look again soon.
+        soon = now + timedelta(seconds=RESLOT_POLL_SECONDS)
+        next_due = min(next_due + timedelta(seconds=shift), soon) if next_due else soon
     return FetchDueResult(execution_ids=ids, contact_ids=contacts, next_due=next_due, open_rows=open_rows)
 
 
@@ -408,11 +423,15 @@ def _earlier_claim(session: Session, step_id: int, claim_token: str, now: dateti
 
 
 def _due_rows(
-    session: Session, step_id: int, now: datetime, limit: int, exclude: list[int]
+    session: Session, step_id: int, now: datetime, limit: int, exclude: list[int], due_by: datetime | None = None
 ) -> list[tuple[datetime, int, int]]:
+    """Rows whose slot is at or before `due_by` (default `now`), and claims whose lease ran out."""
     rows: list[tuple[datetime, int, int]] = []
-    scheduled = and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= now)
+    due_by = due_by or now
+    scheduled = and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= due_by)
     expired = and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now)
+    if due_by < now:
+        expired = and_(expired, StepExecution.scheduled_for <= due_by)
     # Two queries, not one with OR: each reads its first page off the due index in
     # slot order, where the OR made the database sort every due row of the step.
     for due in (scheduled, expired):

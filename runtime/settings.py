@@ -139,6 +139,7 @@ class Settings(BaseSettings):
     def _blank_token_is_no_token(cls, value: object) -> object:
         """An empty variable (compose's `${OUTBOUND_API_TOKEN:-}`) means no token, never ""."""
         return None if isinstance(value, str) and not value.strip() else value
+
     api_port: int = Field(8080, ge=0, le=65535)
     unsubscribe_link_days: int = Field(90, ge=1, description="How long an unsubscribe link stays valid.")
     soft_bounce_threshold: int = Field(3, ge=1, description="Soft bounces after which an address is suppressed.")

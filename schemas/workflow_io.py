@@ -60,6 +60,13 @@ class StepPlan(BaseModel):
     finished: bool = False
 
 
+class PendingReslot(BaseModel):
+    """A pause whose waiting rows a resume still has to move (in batches, in the background)."""
+
+    paused_at: datetime
+    resumed_at: datetime
+
+
 class CampaignState(BaseModel):
     """Everything the campaign workflow carries across continue-as-new."""
 
@@ -72,6 +79,7 @@ class CampaignState(BaseModel):
     paused_at: datetime | None = None
     paused_seconds: float = 0.0
     handled_events: list[str] = Field(default_factory=list, max_length=200)
+    pending_reslots: list[PendingReslot] = Field(default_factory=list)
 
 
 class CampaignInput(BaseModel):

@@ -64,15 +64,18 @@ def test_an_unknown_key_is_reported_at_the_key(tmp_path: Path) -> None:
 
 
 def test_a_missing_field_is_reported_at_its_parent(tmp_path: Path) -> None:
-    text = VALID.replace("    body: Hi {{ first_name | default(\"there\") }}\n", "")
+    text = VALID.replace('    body: Hi {{ first_name | default("there") }}\n', "")
     assert problems(tmp_path, text) == ["8: steps[0]: an email step needs a body"]
 
 
-THREAD = VALID + """\
+THREAD = (
+    VALID
+    + """\
   - channel: email
     wait: 1d
     body: Any thoughts?
 """
+)
 
 
 def test_a_threaded_follow_up_may_leave_the_subject_out(tmp_path: Path) -> None:

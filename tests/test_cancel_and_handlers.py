@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -208,3 +209,42 @@ async def test_continue_as_new_hands_sends_waiting_to_retry_to_the_next_run(outb
     with outbound.sessions() as session:
         attempts = session.scalars(select(StepExecution.attempts).where(StepExecution.id.in_(flaky))).all()
     assert sorted(attempts) == [2] * 3, "each row counts both of its attempts"
+
+
+async def test_a_resume_answers_before_its_batches_have_moved_the_waiting_rows(
+    outbound: Outbound, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a million contacts the batches take minutes; the resume is acknowledged (and the
+    steps are told) at once, and a pause meanwhile is acknowledged too."""
+    import activities.campaign
+
+    released = threading.Event()
+    moving = threading.Event()
+    reslot = activities.campaign.reslot_open_rows
+
+    def held_reslot(*args: Any) -> None:
+        moving.set()
+        released.wait(30)
+        reslot(*args)
+
+    monkeypatch.setattr(activities.campaign, "reslot_open_rows", held_reslot)
+    campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 2)})
+    client = OutboundClient(outbound.client, outbound.prefix)
+    async with outbound.worker():
+        await outbound.launch(campaign, start_delay_seconds=3600)
+        await client.pause_now(campaign)
+        resumed = await asyncio.wait_for(client.resume_now(campaign), timeout=10)
+        assert resumed.state is CampaignStatus.ACTIVE
+        await asyncio.wait_for(asyncio.to_thread(moving.wait, 10), timeout=15)
+        with outbound.sessions() as session:
+            assert session.get_one(Campaign, campaign).reslot_from is not None, "the batches still run"
+        paused = await asyncio.wait_for(client.pause_now(campaign), timeout=10)
+        assert paused.state is CampaignStatus.PAUSED
+        released.set()
+        await client.resume_now(campaign)
+        await client.cancel_now(campaign)
+        await client.handle(campaign).result()
+        await save_history(client.handle(campaign), "resume_reslots_in_background")
+
+    with outbound.sessions() as session:
+        assert session.get_one(Campaign, campaign).reslot_from is None, "both resumes' batches finished"

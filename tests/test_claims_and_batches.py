@@ -204,3 +204,54 @@ def test_a_step_with_many_more_rows_than_one_batch_is_re_slotted_to_the_end(
 
     assert progress.rows == 11
     assert all(r.scheduled_for is not None and r.scheduled_for >= resumed_at for r in rows(db, email))
+
+
+def _pause_and_resume(db: Database, campaign: int, paused_at: datetime, resumed_at: datetime) -> None:
+    """The gate writes of a pause and of its resume, as the campaign workflow commits them."""
+    activities = CampaignActivities(db.sessions)
+    activities.apply_lifecycle(
+        LifecycleInput(campaign_id=campaign, state=CampaignStatus.PAUSED, version=2, now=paused_at, gate_only=True)
+    )
+    activities.apply_lifecycle(
+        LifecycleInput(
+            campaign_id=campaign,
+            state=CampaignStatus.ACTIVE,
+            version=3,
+            now=resumed_at,
+            paused_at=paused_at,
+            gate_only=True,
+        )
+    )
+
+
+def test_while_a_resume_re_slots_a_row_is_due_once_its_slot_plus_the_paused_time_has_passed(db: Database) -> None:
+    """Sending resumes before the batches have moved every row, and no row goes out before
+    the slot the batches will give it."""
+    (email,) = launched(db, 6, [EMAIL_STEP])
+    plan(db, email)
+    campaign = _campaign_of(db, email)
+    ids = sorted(r.id for r in rows(db, email))
+    paused_at, resumed_at = NOW + timedelta(hours=1), NOW + timedelta(hours=3)  # paused two hours
+    set_rows(db, ids[:2], scheduled_for=NOW - timedelta(hours=3), updated_at=NOW)  # moved: an hour ago
+    set_rows(db, ids[2:4], scheduled_for=NOW + timedelta(hours=2), updated_at=NOW)  # moved: in an hour
+    set_rows(db, ids[4:], scheduled_for=NOW + timedelta(hours=5), updated_at=NOW)
+    _pause_and_resume(db, campaign, paused_at, resumed_at)
+
+    with db.sessions() as session:
+        marked = session.get_one(Campaign, campaign)
+        assert (marked.reslot_from, marked.reslot_seconds) == (resumed_at, 7200.0)
+    assert sorted(fetch(db, email, "run-a:1", now=resumed_at, limit=10)) == ids[:2], "not the rows due in an hour"
+    with unit_of_work(db.sessions) as session:
+        summary = fetch_due(session, email, resumed_at, 0, 60, [], "run-a:2")
+    assert summary.next_due is not None
+    assert summary.next_due <= resumed_at + timedelta(seconds=5), "looks again soon"
+
+    set_rows(db, ids[:2], status="SENT")
+    reslot_open_rows(db.sessions, campaign, paused_at, resumed_at, Progress(), lambda progress: None)
+
+    with db.sessions() as session:
+        cleared = session.get_one(Campaign, campaign)
+        assert (cleared.reslot_from, cleared.reslot_seconds) == (None, None), "every row moved: the mark is gone"
+    in_an_hour = resumed_at + timedelta(hours=1)
+    assert fetch(db, email, "run-a:3", now=in_an_hour - timedelta(seconds=1), limit=10) == []
+    assert sorted(fetch(db, email, "run-a:4", now=in_an_hour, limit=10)) == ids[2:4]

@@ -50,7 +50,14 @@ with workflow.unsafe.imports_passed_through():
         ResumeSignal,
         StepFinishedSignal,
     )
-    from schemas.workflow_io import CampaignInput, CampaignProgress, CampaignState, StepInput, StepPlan
+    from schemas.workflow_io import (
+        CampaignInput,
+        CampaignProgress,
+        CampaignState,
+        PendingReslot,
+        StepInput,
+        StepPlan,
+    )
     from workflows.common import ACTIVITY_TIMEOUT, Wakeups, history_is_long, local_label, seconds_until
     from workflows.step import CampaignStepWorkflow
 
@@ -77,11 +84,17 @@ class CampaignWorkflow:
         # afterwards in batches (DESIGN R20); the enrollment activity is let finish when the
         # workflow is cancelled during it. Off in histories from before.
         self.gate_first = workflow.patched("lifecycle-gate-first-then-batches")
+        # A resume answers once its gate is committed and the steps are told; its batches
+        # re-slot the waiting rows afterwards, one resume at a time, while sending goes on
+        # (`db.planning.fetch_due` counts slots late by the paused time meanwhile).
+        self.reslot_in_background = self.gate_first and workflow.patched("resume-reslots-in-the-background")
 
     # --- the business process -------------------------------------------------------
 
     @workflow.run
     async def run(self, request: CampaignInput) -> CampaignProgress:
+        if self.reslot_in_background:
+            reslots = asyncio.create_task(self._reslot_after_resumes())
         try:
             await self._run_campaign()
         except BaseException as error:
@@ -91,6 +104,8 @@ class CampaignWorkflow:
             await self._change_lifecycle(CampaignStatus.CANCELLED)
             await self._wait_for_steps()
             await self._finish()
+        if self.reslot_in_background:
+            reslots.cancel()
         return self.status()
 
     def _cancelled_from_outside(self, error: BaseException) -> bool:
@@ -210,8 +225,23 @@ class CampaignWorkflow:
             await self._maybe_continue_as_new()
             await workflow.wait_condition(lambda: all_done() or self.cancelled or history_is_long(self.request.tuning))
 
+    async def _reslot_after_resumes(self) -> None:
+        """The background half of each resume, in order (see `reslot_in_background`)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.state.pending_reslots))
+            pending = self.state.pending_reslots[0]
+            await self._settle(
+                SettleCampaignInput(
+                    campaign_id=self.request.campaign_id,
+                    state=CampaignStatus.ACTIVE,
+                    now=pending.resumed_at,
+                    paused_at=pending.paused_at,
+                )
+            )
+            self.state.pending_reslots.pop(0)
+
     async def _finish(self) -> None:
-        await workflow.wait_condition(lambda: not self.lock.locked())
+        await workflow.wait_condition(lambda: not self.lock.locked() and not self.state.pending_reslots)
         if not self.cancelled:
             await self._change_lifecycle(CampaignStatus.COMPLETED)
         elif self.gate_first:
@@ -275,7 +305,9 @@ class CampaignWorkflow:
     async def _maybe_continue_as_new(self) -> None:
         if not history_is_long(self.request.tuning):
             return
-        await workflow.wait_condition(lambda: not self.lock.locked() and workflow.all_handlers_finished())
+        await workflow.wait_condition(
+            lambda: not self.lock.locked() and workflow.all_handlers_finished() and not self.state.pending_reslots
+        )
         workflow.continue_as_new(self.request.model_copy(update={"state": self.state}))
 
     # --- lifecycle -------------------------------------------------------------------
@@ -443,12 +475,20 @@ class CampaignWorkflow:
                     workflow.logger.error("campaign %s: gate not committed: %s", self.request.campaign_id, error.cause)
                     result = None
                 if request.paused_at is not None and target is CampaignStatus.ACTIVE:
-                    # Before the steps hear of the resume, so none fetches from a half-moved step.
-                    await self._settle(
-                        SettleCampaignInput(
-                            campaign_id=self.request.campaign_id, state=target, now=now, paused_at=request.paused_at
+                    if self.reslot_in_background:
+                        self.state.pending_reslots.append(PendingReslot(paused_at=request.paused_at, resumed_at=now))
+                    else:
+                        # Before the steps hear of the resume, so none fetches from a half-moved step.
+                        await self._settle(
+                            SettleCampaignInput(
+                                campaign_id=self.request.campaign_id,
+                                state=target,
+                                now=now,
+                                paused_at=request.paused_at,
+                            )
                         )
-                    )
+                elif target is CampaignStatus.CANCELLED:
+                    del self.state.pending_reslots[1:]  # the cancel closes those rows; one may be running
             labels = result.start_labels if result else {}  # None in histories from before the result
             for plan in self.state.steps:
                 plan.start_label = labels.get(plan.step_id, plan.start_label)
