@@ -308,8 +308,14 @@ async def _pause_and_resume(
     await asyncio.sleep(hold_seconds)
     resumed_at = time.time()
     await control.resume_now(campaign_id)
-    say(f"[{contacts:,}] resume acknowledged after {time.time() - resumed_at:.2f} s")
-    return {"pause_sent_at": paused_at, "pause_acknowledged_at": acknowledged_at, "resume_sent_at": resumed_at}
+    resume_acknowledged_at = time.time()
+    say(f"[{contacts:,}] resume acknowledged after {resume_acknowledged_at - resumed_at:.2f} s")
+    return {
+        "pause_sent_at": paused_at,
+        "pause_acknowledged_at": acknowledged_at,
+        "resume_sent_at": resumed_at,
+        "resume_acknowledged_at": resume_acknowledged_at,
+    }
 
 
 def _gate_figures(reader: Any, campaign_id: int, progress: list[dict[str, Any]], kind: str) -> AfterGate | None:
@@ -324,6 +330,7 @@ def _gate_figures(reader: Any, campaign_id: int, progress: list[dict[str, Any]],
         moments[f"{kind}_sent_at"],
         moments[f"{kind}_acknowledged_at"],
         moments.get("resume_sent_at"),
+        moments.get("resume_acknowledged_at"),
     )
 
 

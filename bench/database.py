@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,6 +173,8 @@ class AfterGate:
     sent_after: int  # messages sent after the request was sent (passed the gate before it closed)
     began_after: int  # messages whose send passed the gate after the acknowledgement: must be 0
     acknowledged_s: float = 0.0  # from sending the request to its acknowledgement (the gate committed)
+    resume_acknowledged_s: float | None = None  # a pause's resume: from sending it to its answer
+    first_send_after_resume_s: float | None = None  # a pause's resume: from sending it to the next send
 
 
 def after_gate(
@@ -181,6 +183,7 @@ def after_gate(
     requested_at: datetime,
     acknowledged_at: datetime,
     reopened_at: datetime | None = None,
+    reopen_acknowledged_at: datetime | None = None,
 ) -> AfterGate:
     """Measure the gate closing at `requested_at`; for a pause, `reopened_at` is when the
     resume was sent, and only what happened before it counts."""
@@ -195,6 +198,24 @@ def after_gate(
         last = session.scalar(select(func.max(StepExecution.sent_at)).where(in_campaign, sent, *sent_window))
         sent_after = session.scalar(select(func.count()).where(in_campaign, sent, *sent_window))
         began_after = session.scalar(select(func.count()).where(in_campaign, *began_window))
+        first_after_reopen = (
+            session.scalar(
+                select(func.min(StepExecution.sending_since)).where(
+                    in_campaign, StepExecution.sending_since >= reopened_at
+                )
+            )
+            if reopened_at is not None
+            else None
+        )
     seconds = (last - requested_at).total_seconds() if last else None
     acknowledged = (acknowledged_at - requested_at).total_seconds()
-    return AfterGate(seconds, int(sent_after or 0), int(began_after or 0), acknowledged)
+    gate = AfterGate(seconds, int(sent_after or 0), int(began_after or 0), acknowledged)
+    if reopened_at is not None and reopen_acknowledged_at is not None:
+        gate = replace(
+            gate,
+            resume_acknowledged_s=(reopen_acknowledged_at - reopened_at).total_seconds(),
+            first_send_after_resume_s=(first_after_reopen - reopened_at).total_seconds()
+            if first_after_reopen
+            else None,
+        )
+    return gate

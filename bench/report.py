@@ -374,10 +374,18 @@ def _gate_json(gate: AfterGate | None) -> dict[str, Any] | None:
         "sent_after": gate.sent_after,
         "began_after_acknowledgement": gate.began_after,
         "acknowledged_s": gate.acknowledged_s,
+        "resume_acknowledged_s": gate.resume_acknowledged_s,
+        "first_send_after_resume_s": gate.first_send_after_resume_s,
     }
 
 
 def _gate_row(gate: AfterGate | None) -> str:
     if gate is None:
         return "-"
-    return f"{gate.acknowledged_s:.2f} s / {_seconds(gate.last_send_s)} / {gate.sent_after:,} / {gate.began_after:,}"
+    figures = f"{gate.acknowledged_s:.2f} s / {_seconds(gate.last_send_s)} / {gate.sent_after:,} / {gate.began_after:,}"
+    if gate.resume_acknowledged_s is not None:
+        figures += (
+            f"; resume acknowledged {gate.resume_acknowledged_s:.2f} s,"
+            f" first send {_seconds(gate.first_send_after_resume_s)} after it was sent"
+        )
+    return figures
