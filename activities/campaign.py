@@ -7,10 +7,9 @@ from temporalio.exceptions import ApplicationError
 
 from db.contacts_repo import stop_contact
 from db.engine import SessionFactory, unit_of_work
-from db.enrollment import enroll, schedule_steps
+from db.enrollment import prepare_campaign
 from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
 from db.lifecycle_batches import Progress, cancel_open_rows, reslot_open_rows
-from db.models import Campaign
 from domain.time_labels import local_label
 from schemas.activity_io import (
     LifecycleInput,
@@ -31,18 +30,13 @@ class CampaignActivities:
     @activity.defn
     def prepare_campaign(self, request: PrepareCampaignInput) -> PrepareCampaignResult:
         """Enroll the contacts and fix each step's start, once per campaign."""
-        with unit_of_work(self.sessions) as session:
-            campaign = session.get(Campaign, request.campaign_id)
-            if campaign is None:
-                raise ApplicationError(f"campaign {request.campaign_id} does not exist", non_retryable=True)
-            project_status(session, campaign.id, CampaignStatus.ACTIVE, request.version, request.now)
-            if campaign.launched_at is None:
-                campaign.launched_at = request.now
-            counts = enroll(session, campaign, request.now)
-            steps = [
-                plan.model_copy(update={"start_label": local_label(plan.start_at, campaign.timezone)})
-                for plan in schedule_steps(session, campaign, request.start_at)
-            ]
+        try:
+            with unit_of_work(self.sessions) as session:
+                counts, steps = prepare_campaign(
+                    session, request.campaign_id, request.now, request.start_at, request.version
+                )
+        except LookupError as error:
+            raise ApplicationError(str(error), non_retryable=True) from None
         activity.logger.info("campaign %s enrolled %s contacts", request.campaign_id, counts.enrolled)
         return PrepareCampaignResult(steps=steps, counts=counts)
 
@@ -61,9 +55,7 @@ class CampaignActivities:
                 record_resume(
                     session, request.campaign_id, request.paused_at, request.now, reslot=not request.gate_only
                 )
-                shift_steps(session, request.shifted_steps)
-                campaign = session.get(Campaign, request.campaign_id)
-                timezone = campaign.timezone if campaign else None
+                timezone = shift_steps(session, request.campaign_id, request.shifted_steps)
                 result.start_labels = {
                     plan.step_id: local_label(plan.start_at, timezone) for plan in request.shifted_steps
                 }

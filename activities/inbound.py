@@ -13,15 +13,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
 from db.inbound import ingest_email
-from db.mailboxes import disable_sender
-from db.models import MailboxSync, Sender
+from db.mailboxes import disable_sender, gmail_mailbox_state, record_mailbox_sync
 from providers.base import FailureKind, ProviderError
 from providers.gmail_mailbox import GmailMailbox, HistoryExpired, MessageGone
 from schemas.inbound_io import MailboxState, SyncMailboxInput, SyncMailboxResult
@@ -135,12 +133,8 @@ class InboundActivities:
 
     def _load(self, sender_id: int) -> _Mailbox | None:
         with self.sessions() as session:
-            row = session.execute(
-                select(Sender.id, Sender.address, Sender.status, MailboxSync.history_id)
-                .outerjoin(MailboxSync, MailboxSync.sender_id == Sender.id)
-                .where(Sender.id == sender_id, Sender.provider == "gmail")
-            ).one_or_none()
-        return None if row is None else _Mailbox(row[0], row[1], row[2], row[3])
+            row = gmail_mailbox_state(session, sender_id)
+        return None if row is None else _Mailbox(*row)
 
     @staticmethod
     def _record(
@@ -153,14 +147,4 @@ class InboundActivities:
         full: bool = False,
         error: str | None = None,
     ) -> None:
-        state = session.get(MailboxSync, sender_id)
-        if state is None:
-            state = MailboxSync(sender_id=sender_id, messages_seen=0)
-            session.add(state)
-        if history_id is not None:
-            state.history_id = history_id
-            state.last_synced_at = now
-        if full:
-            state.last_full_sync_at = now
-        state.messages_seen = (state.messages_seen or 0) + seen
-        state.error = error
+        record_mailbox_sync(session, sender_id, history_id, now, seen=seen, full=full, error=error)

@@ -21,7 +21,6 @@ from activities.message_links import MessageLinks
 from activities.send_observer import SendObservation, SendObserver
 from db.engine import SessionFactory, Statements, engine_of, single_statements, unit_of_work
 from db.mailboxes import disable_sender, exhaust_quota, note_throttling
-from db.models import Campaign, Contact
 from db.sending import (
     Entry,
     SendContext,
@@ -30,6 +29,7 @@ from db.sending import (
     close_row,
     dead_letter,
     enter_sending,
+    gate_refusal,
     hold_time,
     load_context,
     mark_sent,
@@ -39,6 +39,7 @@ from db.sending import (
     thread_subject,
 )
 from domain.calendar import LocalWindow, day_bounds, local_day, zone
+from domain.compliance import with_footer
 from domain.templates import TemplateRenderError, contact_context, render_template
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, Provider, ProviderError, SentReceipt
 from runtime.settings import MailboxPauseSettings
@@ -238,9 +239,18 @@ class SendActivities:
     def _compose(self, db: Statements, context: SendContext, now: datetime) -> OutgoingMessage:
         step, contact = context.step, context.contact
         variables = contact_context(contact)
+        channel = Channel(step.channel)
         subject = step.subject
-        if step.channel == Channel.EMAIL.value and not subject:
-            subject = thread_subject(db, context.campaign.id, step.position)
+        fields: dict[str, object] = {}
+        if channel is Channel.EMAIL:
+            if not subject:
+                subject = thread_subject(db, context.campaign.id, step.position)
+            unsubscribe_url = self.links.unsubscribe_url(
+                contact_id=contact.id, execution_id=context.execution.id, now=now
+            )
+            postal_address = context.campaign.definition.get("postal_address")
+            variables |= {"unsubscribe_url": unsubscribe_url, "postal_address": postal_address or ""}
+            fields["headers"] = self.links.unsubscribe_headers(unsubscribe_url)
         try:
             rendered = {
                 name: render_template(source, variables)
@@ -253,12 +263,13 @@ class SendActivities:
                 type="TemplateError",
                 non_retryable=True,
             ) from None
-        channel = Channel(step.channel)
         to = contact.email if channel is Channel.EMAIL else contact.phone
-        fields: dict[str, object] = {}
         if channel is Channel.EMAIL:
-            fields["headers"] = self.links.unsubscribe_headers(
-                contact_id=contact.id, execution_id=context.execution.id, now=now
+            rendered["body"] = with_footer(
+                rendered.get("body", ""),
+                step.body or "",
+                unsubscribe_url=unsubscribe_url,
+                postal_address=postal_address,
             )
             if not step.new_thread and context.previous_step_id is not None:
                 parent, thread, chain = previous_email(db, context.execution)
@@ -337,16 +348,15 @@ class SendActivities:
         """Why the gate refused, and what happens to the row."""
         with unit_of_work(self.sessions) as session:
             db = Statements(session)
-            campaign = session.get(Campaign, context.campaign.id)
-            contact = session.get(Contact, context.contact.id)
-            if contact is not None and contact.stopped_reason:
-                close_row(db, context.execution.id, ExecutionStatus.SKIPPED, contact.stopped_reason, now)
-                return SendResult(outcome=SendOutcome.SKIPPED, detail=contact.stopped_reason)
-            if campaign is not None and campaign.status == CampaignStatus.CANCELLED.value:
+            stopped_reason, campaign_status = gate_refusal(session, context.campaign.id, context.contact.id)
+            if stopped_reason:
+                close_row(db, context.execution.id, ExecutionStatus.SKIPPED, stopped_reason, now)
+                return SendResult(outcome=SendOutcome.SKIPPED, detail=stopped_reason)
+            if campaign_status == CampaignStatus.CANCELLED.value:
                 close_row(db, context.execution.id, ExecutionStatus.CANCELLED, None, now)
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="campaign cancelled")
             if reschedule(db, context.execution.id, hold_time(now), now):
-                return SendResult(outcome=SendOutcome.HELD, detail=campaign.status if campaign else None)
+                return SendResult(outcome=SendOutcome.HELD, detail=campaign_status)
             return SendResult(outcome=SendOutcome.ALREADY_DONE, detail="row no longer open")
 
     def _provider_failed(

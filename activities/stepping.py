@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from temporalio import activity
 
 from db.engine import SessionFactory, unit_of_work
-from db.models import Step, StepExecution
 from db.planning import fetch_due, mark_step_finished, plan_step
-from db.sending import dead_letter
+from db.sending import dead_letter, execution_channel
 from runtime.metrics import NO_METRICS, OutboundMetrics
 from schemas.activity_io import (
     DeadLetterInput,
@@ -62,11 +60,7 @@ class StepActivities:
                 retry_state=request.retry_state,
             )
             if attempts is not None:
-                channel = session.scalar(
-                    select(Step.channel)
-                    .join(StepExecution, StepExecution.step_id == Step.id)
-                    .where(StepExecution.id == request.execution_id)
-                )
+                channel = execution_channel(session, request.execution_id)
                 self.metrics.dead_letter(channel or "unknown")
                 activity.logger.warning(
                     "execution %s dead-lettered after %s attempts (%s): %s",

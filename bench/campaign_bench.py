@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ from db.engine import make_engine, make_session_factory
 from db.migrate import upgrade
 from runtime.names import campaign_queue, campaign_workflow_id, step_workflow_id
 from runtime.search_attributes import register_search_attributes
+from runtime.secrets import new_secret_key
 from runtime.settings import Settings
 from runtime.temporal import DATA_CONVERTER
 from schemas.workflow_io import Tuning
@@ -84,9 +85,11 @@ class Bench:
     scratch: Path
     server_pid: int
     code: Path
+    secret_key: str = field(default_factory=new_secret_key)  # emails carry signed unsubscribe links
 
     def worker_env(self, **values: str) -> dict[str, str]:
         return {
+            "OUTBOUND_SECRET_KEY": self.secret_key,
             "OUTBOUND_TEMPORAL_ADDRESS": self.client.service_client.config.target_host,
             "OUTBOUND_TEMPORAL_NAMESPACE": self.client.namespace,
             "OUTBOUND_MAX_CONCURRENT_ACTIVITIES": str(self.args.max_concurrent_activities),

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 
 from db.models import Contact, InboundMessage, StepExecution
 from db.types import UTCDateTime
-from db.webhook_events import SmsIntent
 from domain.inbound_classify import InboundKind
+from domain.sms_keywords import SmsIntent
 from schemas.analytics_io import Period
 from schemas.enums import ExecutionStatus, SkipReason
 

@@ -25,8 +25,10 @@ from db.models import (
     LeadGroupMember,
     Sender,
     Step,
+    Workspace,
 )
 from domain.addresses import normalise_sender_address
+from domain.compliance import EMAIL_VARIABLES
 from domain.templates import CONTACT_FIELDS, TemplateRenderError, check_templates
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel
@@ -51,6 +53,7 @@ def create_campaign(
     does not exist or a template cannot render for the groups' contacts.
     """
     problems: list[str] = []
+    spec = _with_postal_address(session, spec, workspace_id, problems)
     group_ids = _lead_group_ids(session, spec, workspace_id, problems)
     sender_ids = _sender_ids(session, spec, workspace_id, problems)
     if not problems:  # templates are checked against the groups' variables, so the groups must exist
@@ -73,6 +76,23 @@ def create_campaign(
     session.add_all(CampaignSender(campaign_id=campaign.id, sender_id=sender_id) for sender_id in sender_ids)
     session.flush()
     return campaign.id
+
+
+def _with_postal_address(session: Session, spec: CampaignFile, workspace_id: int, problems: list[str]) -> CampaignFile:
+    """An email campaign's postal address: its file's, else the workspace default, kept in
+    the stored definition so the sends need no look-up; none at all is a problem."""
+    if spec.postal_address or not any(step.channel is Channel.EMAIL for step in spec.steps):
+        return spec
+    workspace = session.get(Workspace, workspace_id)
+    default = workspace.postal_address if workspace else None
+    if not default:
+        problems.append(
+            "postal_address: an email campaign needs the sender's physical postal address, which every"
+            " commercial email must show (CAN-SPAM); add `postal_address:` to the campaign file or set a"
+            ' default with `outbound workspace set --postal-address "..."`'
+        )
+        return spec
+    return spec.model_copy(update={"postal_address": default})
 
 
 def _lead_group_ids(session: Session, spec: CampaignFile, workspace_id: int, problems: list[str]) -> list[int]:
@@ -147,16 +167,28 @@ def _variable_keys_query(session: Session, group_ids: list[int]) -> Select[str]:
 
 
 def _template_problems(spec: CampaignFile, known_variables: frozenset[str] | set[str]) -> list[str]:
-    templates = {
-        f"steps[{index}].{name}": source
-        for index, step in enumerate(spec.steps)
-        for name, source in step.templates().items()
-    }
-    try:
-        check_templates(templates, set(known_variables))
-    except TemplateRenderError as error:
-        return list(error.problems)
-    return []
+    """Every template problem; an email's templates also see `unsubscribe_url` and
+    `postal_address`, which the send fills in."""
+    problems: list[str] = []
+    for is_email in (True, False):
+        templates = {
+            f"steps[{index}].{name}": source
+            for index, step in enumerate(spec.steps)
+            if (step.channel is Channel.EMAIL) is is_email
+            for name, source in step.templates().items()
+        }
+        known = set(known_variables) | (EMAIL_VARIABLES if is_email else set())
+        try:
+            check_templates(templates, known)
+        except TemplateRenderError as error:
+            problems += error.problems
+    return sorted(problems, key=_step_order)
+
+
+def _step_order(problem: str) -> int:
+    """Problems in step order (a stable sort keeps each step's own order)."""
+    index = problem.removeprefix("steps[").split("]", 1)[0]
+    return int(index) if index.isdigit() else 0
 
 
 def _steps(campaign_id: int, spec: CampaignFile) -> list[Step]:

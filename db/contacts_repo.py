@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert, insert_many
+from db.engine import changed_rows
 from db.models import (
     DEFAULT_WORKSPACE_ID,
     Contact,
@@ -307,7 +308,7 @@ def stop_contact(session: Session, contact_id: int, reason: SkipReason | str, no
         )
         .execution_options(synchronize_session=False)
     )
-    if cast(Any, flagged).rowcount == 0:
+    if changed_rows(flagged) == 0:
         raise LookupError(f"contact {contact_id} does not exist")
     session.execute(
         update(Enrollment)
@@ -324,7 +325,7 @@ def stop_contact(session: Session, contact_id: int, reason: SkipReason | str, no
         .values(status=ExecutionStatus.SKIPPED.value, skip_reason=reason.value, lease_until=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(cast(Any, skipped).rowcount)
+    return changed_rows(skipped)
 
 
 def find_contact_by_email(session: Session, email: str, *, workspace_id: int = DEFAULT_WORKSPACE_ID) -> Contact | None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from db.engine import changed_rows
 from db.models import Campaign, DeadLetter, Step, StepExecution
 from schemas.dead_letter_io import BeginRetryResult, ClaimRetryResult, DeadLetterRetryResult, DeadLetterStatus
 from schemas.enums import OPEN_STATUSES, CampaignStatus, Channel, ExecutionStatus
@@ -168,12 +169,14 @@ def require_dead_letter(session: Session, dead_letter_id: int) -> DeadLetterDeta
 def discard(session: Session, dead_letter_id: int, now: datetime) -> None:
     """Close an open letter for good; its execution stays FAILED."""
     detail = require_dead_letter(session, dead_letter_id)
-    changed = session.execute(
-        update(DeadLetter)
-        .where(DeadLetter.id == dead_letter_id, DeadLetter.status == DeadLetterStatus.OPEN.value)
-        .values(status=DeadLetterStatus.DISCARDED.value, resolved_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    changed = changed_rows(
+        session.execute(
+            update(DeadLetter)
+            .where(DeadLetter.id == dead_letter_id, DeadLetter.status == DeadLetterStatus.OPEN.value)
+            .values(status=DeadLetterStatus.DISCARDED.value, resolved_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if changed != 1:
         raise DeadLetterError(f"dead letter {dead_letter_id} is {detail.summary.status}; only an open one is discarded")
 
@@ -191,23 +194,27 @@ def begin_retry(session: Session, dead_letter_id: int, now: datetime, lease_seco
     refusal = retry_refusal(detail)
     if refusal:
         raise DeadLetterError(refusal)
-    letters = session.execute(
-        update(DeadLetter)
-        .where(DeadLetter.id == dead_letter_id, DeadLetter.status == DeadLetterStatus.OPEN.value)
-        .values(status=DeadLetterStatus.RETRYING.value)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    rows = session.execute(
-        update(StepExecution)
-        .where(StepExecution.id == letter.execution_id, StepExecution.status == ExecutionStatus.FAILED.value)
-        .values(
-            status=ExecutionStatus.QUEUED.value,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            error=None,
-            updated_at=now,
+    letters = changed_rows(
+        session.execute(
+            update(DeadLetter)
+            .where(DeadLetter.id == dead_letter_id, DeadLetter.status == DeadLetterStatus.OPEN.value)
+            .values(status=DeadLetterStatus.RETRYING.value)
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
+    rows = changed_rows(
+        session.execute(
+            update(StepExecution)
+            .where(StepExecution.id == letter.execution_id, StepExecution.status == ExecutionStatus.FAILED.value)
+            .values(
+                status=ExecutionStatus.QUEUED.value,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                error=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
     if letters != 1 or rows != 1:
         raise DeadLetterError(f"dead letter {dead_letter_id} changed while it was being retried; nothing was done")
     return result
@@ -231,12 +238,16 @@ def claim_for_retry(session: Session, execution_id: int, now: datetime, lease_se
     )
     if not due:
         return ClaimRetryResult(claimed=False, status=status, wait_until=scheduled_for or lease_until)
-    changed = session.execute(
-        update(StepExecution)
-        .where(StepExecution.id == execution_id, StepExecution.status == status.value)
-        .values(status=ExecutionStatus.QUEUED.value, lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    changed = changed_rows(
+        session.execute(
+            update(StepExecution)
+            .where(StepExecution.id == execution_id, StepExecution.status == status.value)
+            .values(
+                status=ExecutionStatus.QUEUED.value, lease_until=now + timedelta(seconds=lease_seconds), updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
     return ClaimRetryResult(claimed=changed == 1, status=ExecutionStatus.QUEUED, wait_until=None if changed else now)
 
 

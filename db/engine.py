@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Executable, Row, RowMapping, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Result, Row, RowMapping, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,6 +69,12 @@ def unit_of_work(sessions: SessionFactory) -> Iterator[Session]:
 Params = Mapping[str, Any]
 
 
+def changed_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE, DELETE or INSERT matched. `execute()` is typed as returning a
+    `Result`; for those statements it is a `CursorResult`, which has the count."""
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
 class Statements:
     """Core statements on a session's transaction or, with `commit_each`, each in its own.
 
@@ -92,7 +98,7 @@ class Statements:
 
     def count(self, statement: Executable, params: Params | None = None) -> int:
         """Rows an UPDATE or DELETE changed."""
-        changed = int(self._target.execute(statement, params).rowcount)  # type: ignore[attr-defined]
+        changed = changed_rows(self._target.execute(statement, params))
         self._committed()
         return changed
 

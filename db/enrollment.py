@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Integer, and_, case, exists, func, insert,
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import refresh_statistics
+from db.lifecycle import project_status
 from db.models import (
     Campaign,
     CampaignLeadGroup,
@@ -28,6 +29,7 @@ from db.models import (
 from db.types import UTCDateTime
 from domain.calendar import add_span, zone
 from domain.durations import Span
+from domain.time_labels import local_label
 from schemas.activity_io import EnrollmentCounts
 from schemas.enums import CampaignStatus, Channel, SuppressionKind
 from schemas.workflow_io import StepPlan
@@ -175,3 +177,23 @@ def schedule_steps(session: Session, campaign: Campaign, start_at: datetime) -> 
             )
         )
     return plans
+
+
+def prepare_campaign(
+    session: Session, campaign_id: int, now: datetime, start_at: datetime, version: int
+) -> tuple[EnrollmentCounts, list[StepPlan]]:
+    """Launch: the campaign goes ACTIVE (unless a later decision is already recorded), its
+    contacts are enrolled and each step's start is fixed and labelled in the campaign's
+    time zone. LookupError for a campaign that does not exist."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise LookupError(f"campaign {campaign_id} does not exist")
+    project_status(session, campaign.id, CampaignStatus.ACTIVE, version, now)
+    if campaign.launched_at is None:
+        campaign.launched_at = now
+    counts = enroll(session, campaign, now)
+    steps = [
+        plan.model_copy(update={"start_label": local_label(plan.start_at, campaign.timezone)})
+        for plan in schedule_steps(session, campaign, start_at)
+    ]
+    return counts, steps

@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
+from db.engine import changed_rows
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Step, StepExecution
 from db.planning import make_slotter
 from db.types import UTCDateTime
@@ -35,7 +36,7 @@ def project_status(session: Session, campaign_id: int, state: CampaignStatus, ve
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return changed_rows(result) == 1
 
 
 def record_pause(session: Session, campaign_id: int, paused_at: datetime) -> None:
@@ -58,7 +59,7 @@ def record_resume(
         .values(resumed_at=resumed_at)
         .execution_options(synchronize_session=False)
     )
-    if updated.rowcount == 0:  # type: ignore[attr-defined]
+    if changed_rows(updated) == 0:
         return  # already resumed by an earlier attempt of this activity
     if reslot:
         reslot_open_rows(session, campaign_id, resumed_at - paused_at, resumed_at)
@@ -73,9 +74,11 @@ def record_resume(
         )
 
 
-def shift_steps(session: Session, plans: list[StepPlan]) -> None:
+def shift_steps(session: Session, campaign_id: int, plans: list[StepPlan]) -> str | None:
+    """Store the steps' starts moved by a pause; the campaign's time zone, to label them."""
     for plan in plans:
         session.execute(update(Step).where(Step.id == plan.step_id).values(start_at=plan.start_at))
+    return session.scalar(select(Campaign.timezone).where(Campaign.id == campaign_id))
 
 
 @dataclass(frozen=True)
@@ -141,15 +144,17 @@ def _bulk_reschedule(session: Session, changes: list[dict[str, object]]) -> None
 def cancel_everything(session: Session, campaign_id: int, now: datetime) -> int:
     """Every waiting row and every (step, contact) pair never planned becomes CANCELLED.
     Rows already SENDING passed the gate and are left to finish."""
-    cancelled = session.execute(
-        update(StepExecution)
-        .where(
-            StepExecution.campaign_id == campaign_id,
-            StepExecution.status.in_([ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]),
+    cancelled = changed_rows(
+        session.execute(
+            update(StepExecution)
+            .where(
+                StepExecution.campaign_id == campaign_id,
+                StepExecution.status.in_([ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]),
+            )
+            .values(status=ExecutionStatus.CANCELLED.value, lease_until=None, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(status=ExecutionStatus.CANCELLED.value, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     unplanned = (
         select(
             Enrollment.campaign_id,

@@ -14,7 +14,8 @@ from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
-from db.models import DEFAULT_WORKSPACE_ID, Sender
+from db.engine import changed_rows
+from db.models import DEFAULT_WORKSPACE_ID, MailboxSync, Sender
 from domain.addresses import normalise_sender_address
 from runtime.settings import MailboxPauseSettings
 from schemas.campaign_file import validate_timezone
@@ -76,7 +77,7 @@ def disable_sender(session: Session, sender_id: int, reason: str) -> bool:
         .values(status=DISABLED, status_reason=reason[:500])
         .execution_options(synchronize_session=False)
     )
-    return bool(cast(Any, result).rowcount)
+    return bool(changed_rows(result))
 
 
 class Throttling(NamedTuple):
@@ -137,3 +138,37 @@ def gmail_mailboxes(session: Session, *, workspace_id: int = DEFAULT_WORKSPACE_I
         .order_by(Sender.id)
     ).all()
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+def gmail_mailbox_state(session: Session, sender_id: int) -> tuple[int, str, str, str | None] | None:
+    """(id, address, status, history id of the last sync) of a Gmail mailbox."""
+    row = session.execute(
+        select(Sender.id, Sender.address, Sender.status, MailboxSync.history_id)
+        .outerjoin(MailboxSync, MailboxSync.sender_id == Sender.id)
+        .where(Sender.id == sender_id, Sender.provider == "gmail")
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+def record_mailbox_sync(
+    session: Session,
+    sender_id: int,
+    history_id: str | None,
+    now: datetime,
+    *,
+    seen: int = 0,
+    full: bool = False,
+    error: str | None = None,
+) -> None:
+    """Where a mailbox's sync got to (its Gmail history id), what it saw, its last error."""
+    state = session.get(MailboxSync, sender_id)
+    if state is None:
+        state = MailboxSync(sender_id=sender_id, messages_seen=0)
+        session.add(state)
+    if history_id is not None:
+        state.history_id = history_id
+        state.last_synced_at = now
+    if full:
+        state.last_full_sync_at = now
+    state.messages_seen = (state.messages_seen or 0) + seen
+    state.error = error

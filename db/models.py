@@ -42,6 +42,8 @@ class Workspace(Base):
     __tablename__ = "workspaces"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The default for email campaigns whose file gives no `postal_address:` (CAN-SPAM).
+    postal_address: Mapped[str | None] = mapped_column(String(500))
 
 
 def _workspace() -> Mapped[int]:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Update, func, select, update
 from sqlalchemy.orm import Session
 
+from db.engine import changed_rows
 from db.models import DeadLetter, InboundMessage, StepExecution
 from runtime.settings import RetentionSettings
 from schemas.dead_letter_io import DeadLetterStatus
@@ -74,7 +75,7 @@ def purge(
         else:
             statement: Update = update(model).where(*where).values(**values)
             result = session.execute(statement.execution_options(synchronize_session=False))
-            counts.append(int(result.rowcount))  # type: ignore[attr-defined]
+            counts.append(changed_rows(result))
     return RetentionCounts(
         inbound_messages=counts[0],
         executions=counts[1],

@@ -515,3 +515,19 @@ def cancel_sending(db: Statements, execution_id: int, now: datetime) -> None:
         .where(StepExecution.id == execution_id, StepExecution.status == ExecutionStatus.SENDING.value)
         .values(status=ExecutionStatus.CANCELLED.value, lease_until=None, updated_at=now)
     )
+
+
+def execution_channel(session: Session, execution_id: int) -> str | None:
+    """The channel of an execution's step (a metric label)."""
+    return session.scalar(
+        select(Step.channel)
+        .join(StepExecution, StepExecution.step_id == Step.id)
+        .where(StepExecution.id == execution_id)
+    )
+
+
+def gate_refusal(session: Session, campaign_id: int, contact_id: int) -> tuple[str | None, str | None]:
+    """Why a gate may have refused: the contact's stop reason and the campaign's status."""
+    stopped = session.scalar(select(Contact.stopped_reason).where(Contact.id == contact_id))
+    status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    return stopped, status

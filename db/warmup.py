@@ -15,6 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from db.engine import changed_rows
 from db.models import DEFAULT_WORKSPACE_ID, Sender
 from domain.addresses import normalise_sender_address
 from domain.calendar import zone
@@ -86,7 +87,7 @@ def reset_day(session: Session, moment: datetime) -> ResetCounts:
             .values(sends_today=0, quota_day=today)
             .execution_options(synchronize_session=False)
         )
-        counters_reset += reset.rowcount  # type: ignore[attr-defined]
+        counters_reset += changed_rows(reset)
         ramp = sender_ramp(sender)
         if ramp is None:
             continue
@@ -98,7 +99,7 @@ def reset_day(session: Session, moment: datetime) -> ResetCounts:
             .values(daily_limit=limit)
             .execution_options(synchronize_session=False)
         )
-        limits_changed += changed.rowcount  # type: ignore[attr-defined]
+        limits_changed += changed_rows(changed)
     return ResetCounts(
         senders=len(senders), counters_reset=counters_reset, limits_changed=limits_changed, warming_up=warming_up
     )

@@ -9,11 +9,9 @@ the send gate refuses anything later; no workflow needs a signal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, or_, select, update
@@ -21,24 +19,16 @@ from sqlalchemy.orm import Session
 
 from db.contacts_repo import add_suppression, stop_contact
 from db.dialect import dialect_insert
+from db.engine import changed_rows
 from db.models import DEFAULT_WORKSPACE_ID, Contact, InboundMessage, Sender, Step, StepExecution, Suppression
 from domain.addresses import normalise_phone, normalise_suppression
+from domain.sms_keywords import SmsIntent, classify_sms
 from domain.unsubscribe_tokens import UnsubscribeClaim
 from schemas.enums import Channel, ExecutionStatus, SkipReason, SuppressionKind
 
 SMS_OPT_OUT_REASON = "sms opt-out"
 UNSUBSCRIBE_LINK_REASON = "unsubscribe link"
 SMS_CHANNEL = "sms"
-
-# Twilio's Advanced Opt-Out defaults (the FCC's 2025 revocation rule added OPTOUT and REVOKE).
-OPT_OUT_KEYWORDS = frozenset(
-    {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT OUT", "REVOKE"}
-)
-OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
-HELP_KEYWORDS = frozenset({"HELP", "INFO"})
-_TWILIO_OPT_OUT_TYPES = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}
-_PUNCTUATION = " \t\r\n.!?,;:'\"()[]"
-_SPACES = re.compile(r"\s+")
 
 # Twilio's order of delivery states; a callback never moves a row back down its ladder.
 # Callbacks can arrive out of order (`sent` after `delivered`), each is a snapshot.
@@ -69,15 +59,6 @@ UNKNOWN_ANSWER = "unknown"
 _CODE_LENGTH = 32
 
 
-class SmsIntent(StrEnum):
-    """What an inbound text means for outreach; also stored as its classification."""
-
-    OPT_OUT = "opt_out"
-    OPT_IN = "opt_in"
-    HELP = "help"
-    REPLY = "reply"
-
-
 @dataclass(frozen=True, slots=True)
 class SmsAction:
     """What `receive_sms` did. `duplicate` means the message was seen before and nothing changed."""
@@ -86,25 +67,6 @@ class SmsAction:
     contact_id: int | None
     duplicate: bool = False
     skipped_executions: int = 0
-
-
-def classify_sms(body: str, opt_out_type: str | None = None) -> SmsIntent:
-    """The intent of a text by its whole trimmed message, case-insensitively.
-
-    Twilio's `OptOutType` (sent when Advanced Opt-Out matched, custom keywords included)
-    wins; otherwise the default keywords, with surrounding punctuation ignored so "Stop."
-    opts out too: honouring an opt-out more readily than the carrier does is the safe side.
-    """
-    if opt_out_type and opt_out_type.strip().upper() in _TWILIO_OPT_OUT_TYPES:
-        return SmsIntent(_TWILIO_OPT_OUT_TYPES[opt_out_type.strip().upper()])
-    text = _SPACES.sub(" ", body.strip(_PUNCTUATION).upper())
-    if text in OPT_OUT_KEYWORDS:
-        return SmsIntent.OPT_OUT
-    if text in OPT_IN_KEYWORDS:
-        return SmsIntent.OPT_IN
-    if text in HELP_KEYWORDS:
-        return SmsIntent.HELP
-    return SmsIntent.REPLY
 
 
 def receive_sms(
@@ -180,7 +142,7 @@ def remove_suppression(
     if reason is not None:
         statement = statement.where(Suppression.reason == reason)
     result = session.execute(statement.execution_options(synchronize_session=False))
-    return int(cast(Any, result).rowcount) > 0
+    return changed_rows(result) > 0
 
 
 def record_delivery_status(

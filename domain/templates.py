@@ -121,6 +121,19 @@ def _known(known_variables: set[str]) -> str:
     return ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
 
 
+def uses_variable(source: str, name: str) -> bool:
+    """Whether the template places `name` itself (say `{{ unsubscribe_url }}`)."""
+    return name in _referenced_names(source)
+
+
+@lru_cache(maxsize=1024)
+def _referenced_names(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(_ENVIRONMENT.parse(source)))
+    except TemplateSyntaxError:
+        return frozenset()
+
+
 def _unguarded_unknown_names(source: str, known_variables: set[str]) -> set[str]:
     tree = _ENVIRONMENT.parse(source)
     unknown = meta.find_undeclared_variables(tree) - known_variables

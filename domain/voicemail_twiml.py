@@ -8,7 +8,7 @@ TwiML; it is pure so the API service's webhook stays a thin adapter.
 
 from __future__ import annotations
 
-from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
+from twilio.twiml.voice_response import VoiceResponse
 
 DEFAULT_VOICE = "Polly.Joanna"
 

@@ -64,8 +64,8 @@ class _Compat32KeepingPlainHeaders(Compat32):
     """compat32 that writes a header needing no folding or encoding (ASCII, one line, at most
     998 characters: every header `build_email` sets but a long one) as it is. compat32 runs
     each header through an `email.header.Header` to fold it, which returns such a value
-    unchanged but cost ~20 us a header, a fifth of flattening a message (profile in NOTES,
-    session 8). `tests/test_mime.py` checks the two agree byte for byte."""
+    unchanged but cost ~20 us a header, a fifth of flattening a message (profile in
+    docs/benchmarks.md, 2026-12-06). `tests/test_mime.py` checks the two agree byte for byte."""
 
     def _fold(self, name: str, value: object, sanitize: bool) -> str:
         if isinstance(value, str) and _is_plain(name, value, self.max_line_length):

@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from requests import RequestException
-from twilio.base.exceptions import (  # type: ignore[import-untyped]
+from twilio.base.exceptions import (
     TwilioException,
     TwilioRestException,
     TwilioServiceException,
 )
-from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
-from twilio.rest import Client  # type: ignore[import-untyped]
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
 
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, ProviderError, SentReceipt
 from runtime.settings import TwilioSettings

@@ -14,6 +14,9 @@ CHANNEL = SearchAttributeKey.for_keyword("Channel")
 SEARCH_ATTRIBUTES = (CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL)
 
 CAMPAIGN_QUEUE = "campaigns"
+# Workflow types, by name: an app starts them without importing the workflow code.
+CAMPAIGN_WORKFLOW = "CampaignWorkflow"
+MAILBOX_SYNC_WORKFLOW = "MailboxSyncWorkflow"
 INBOUND_QUEUE = "inbound"
 
 

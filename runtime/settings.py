@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
     # Slots per task queue. One worker process runs every send in Python under one GIL:
     # past a couple of dozen concurrent sends per queue they only wait for each other (the
-    # 10k benchmark sent 132/s at 24 and 110-115/s at 64; NOTES, session 6). Providers'
+    # 10k benchmark sent 132/s at 24 and 110-115/s at 64; docs/decisions/0015). Providers'
     # own limits (warmup, one SMS a second per number) bind long before this does.
     max_concurrent_activities: int = Field(24, ge=1)
     max_task_queue_activities_per_second: float | None = Field(
@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         None,
         description="Fernet key that encrypts mailbox tokens at rest and signs unsubscribe links "
         "(`outbound secret-key` makes one).",
+    )
+    secret_key_file: Path = Field(
+        DEFAULT_HOME / "secret.key",
+        description="On SQLite (the embedded defaults) without OUTBOUND_SECRET_KEY:"
+        " where the local key is made and kept.",
     )
     public_base_url: str = Field(
         "http://localhost:8080", description="Where the API service is reachable from outside (links, callbacks)."

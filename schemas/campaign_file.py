@@ -132,6 +132,13 @@ class CampaignFile(BaseModel):
     jitter: SpanField = Field(default_factory=lambda: Span(seconds=0), description="Random extra spacing.")
     quiet_hours: bool = Field(True, description="SMS and calls only 08:00-21:00 recipient-local.")
     skip_active_elsewhere: bool = Field(True, description="Skip contacts active in another campaign.")
+    postal_address: str | None = Field(
+        None,
+        min_length=5,
+        max_length=500,
+        description="The sender's physical postal address, in every email's footer (CAN-SPAM); an email"
+        " campaign without it takes the workspace default (`outbound workspace set --postal-address`).",
+    )
     steps: list[StepSpec] = Field(min_length=1, max_length=50)
 
     @field_validator("timezone")

@@ -55,6 +55,7 @@ def senders_add_gmail(
     from runtime.secrets import SecretBox, SecretKeyInvalid, SecretKeyMissing
 
     ctx = CliContext()
+    ctx.use_secret_key()
     try:
         info = json.loads(credentials.read_text())
         if not isinstance(info, dict):
@@ -175,4 +176,5 @@ def api(
     ctx = CliContext()
     configure_logging(ctx.settings.log_format)  # OUTBOUND_LOG_FORMAT=json for production
     _ = ctx.engine  # fail now, clearly, when the schema is missing
+    ctx.use_secret_key()
     run(serve_api(ctx.settings, host=host, port=port))

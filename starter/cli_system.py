@@ -68,6 +68,14 @@ def worker(
         raise UserError(str(error)) from None
     configure_logging(ctx.settings.log_format)  # OUTBOUND_LOG_FORMAT=json for production
     ctx.engine  # noqa: B018 - fail early with a clear message when the schema is missing
+    ctx.use_secret_key()
+    from runtime.secrets import SecretKeyMissing
+    from workers.worker import require_key_for_email
+
+    try:
+        require_key_for_email(ctx.settings, task_queue or known)
+    except SecretKeyMissing as error:
+        raise UserError(str(error)) from None
     run(run_worker(ctx.settings, task_queue or None, tracing=tracing))
 
 
@@ -127,6 +135,7 @@ def demo(
     from starter.shutdown import StopOnSigterm
 
     ctx = CliContext()
+    ctx.use_secret_key()
     with StopOnSigterm() as shutdown:
         code = shutdown.run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port))
     raise typer.Exit(code)

@@ -2,6 +2,9 @@
 
 Signals are the app's contract; this wrapper adds the checks a person expects: a
 campaign that does not exist or has finished gets a clear error, not a silent no-op.
+It starts, signals and queries workflows by name with the `schemas/` types only, so an
+app that imports it loads the Temporal client, not the worker stack (workflows,
+activities, the database layer, the providers' SDKs).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from runtime.names import (
     CAMPAIGN_ID,
     CAMPAIGN_STATUS,
+    CAMPAIGN_WORKFLOW,
     CHANNEL,
+    MAILBOX_SYNC_WORKFLOW,
     campaign_queue,
     campaign_workflow_id,
     mailbox_sync_workflow_id,
@@ -45,8 +50,6 @@ from schemas.signals import (
     ResumeSignal,
 )
 from schemas.workflow_io import CampaignInput, CampaignProgress, Tuning
-from workflows.campaign import CampaignWorkflow
-from workflows.mailbox_sync import MailboxSyncWorkflow
 
 SUMMARY_NAME_LIMIT = 120  # static summaries are meant to be one short line
 
@@ -70,8 +73,10 @@ class OutboundClient:
         self.client = client
         self.prefix = prefix
 
-    def handle(self, campaign_id: int) -> WorkflowHandle[Any, Any]:
-        return self.client.get_workflow_handle(campaign_workflow_id(campaign_id, self.prefix))
+    def handle(self, campaign_id: int) -> WorkflowHandle[Any, CampaignProgress]:
+        return self.client.get_workflow_handle(
+            campaign_workflow_id(campaign_id, self.prefix), result_type=CampaignProgress
+        )
 
     async def launch(
         self,
@@ -80,12 +85,12 @@ class OutboundClient:
         start_delay_seconds: int = 0,
         tuning: Tuning | None = None,
         name: str | None = None,
-    ) -> WorkflowHandle[Any, Any]:
+    ) -> WorkflowHandle[Any, CampaignProgress]:
         """Start `campaign-<id>` once. `name` (the campaign's own, not contact data) goes
         into the workflow's static summary so the Web UI list says which campaign it is."""
         try:
             return await self.client.start_workflow(
-                CampaignWorkflow.run,
+                CAMPAIGN_WORKFLOW,
                 CampaignInput(
                     campaign_id=campaign_id,
                     start_delay_seconds=start_delay_seconds,
@@ -94,6 +99,7 @@ class OutboundClient:
                 ),
                 id=campaign_workflow_id(campaign_id, self.prefix),
                 task_queue=campaign_queue(self.prefix),
+                result_type=CampaignProgress,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes(
                     [
@@ -115,7 +121,7 @@ class OutboundClient:
         """Start the mailbox's inbound sync, or leave the running one alone (idempotent)."""
         workflow_id = mailbox_sync_workflow_id(sender_id, self.prefix)
         await self.client.start_workflow(
-            MailboxSyncWorkflow.run,
+            MAILBOX_SYNC_WORKFLOW,
             MailboxSyncInput(sender_id=sender_id, task_queue_prefix=self.prefix, interval_seconds=interval_seconds),
             id=workflow_id,
             task_queue=campaign_queue(self.prefix),

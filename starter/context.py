@@ -32,3 +32,13 @@ class CliContext:
     @cached_property
     def sessions(self) -> SessionFactory:
         return make_session_factory(self.engine)
+
+    def use_secret_key(self) -> None:
+        """For commands that sign or encrypt (worker, api, demo, add-gmail): on the embedded
+        defaults a missing key is made and kept locally (`runtime.local_key`)."""
+        from runtime.local_key import LocalKeyError, with_local_secret_key
+
+        try:
+            self.settings = with_local_secret_key(self.settings, lambda text: self.err.print(text, highlight=False))
+        except LocalKeyError as error:
+            raise UserError(str(error)) from None

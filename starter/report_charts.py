@@ -25,6 +25,10 @@ _SVG_OPTIONS: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "outboun
 
 
 def sends_per_day(funnel: CampaignFunnel) -> str:
+    return _svg(sends_per_day_figure(funnel))
+
+
+def sends_per_day_figure(funnel: CampaignFunnel) -> Figure:
     figure, axes = _figure()
     days = sorted({row.day for row in funnel.sends_per_day})
     if not days:
@@ -39,12 +43,17 @@ def sends_per_day(funnel: CampaignFunnel) -> str:
     axes.set_title("Messages sent per day (UTC)")
     axes.set_ylabel("sent")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(frameon=False)
+    # Beside the plot, never on a bar: a swatch on a bar of its own colour disappears.
+    figure.legend(loc="outside right upper", frameon=False)
     axes.tick_params(axis="x", labelrotation=45 if len(days) > 6 else 0)
-    return _svg(figure)
+    return figure
 
 
 def funnel_per_step(funnel: CampaignFunnel) -> str:
+    return _svg(funnel_per_step_figure(funnel))
+
+
+def funnel_per_step_figure(funnel: CampaignFunnel) -> Figure:
     figure, axes = _figure()
     if not funnel.steps:
         return _empty(figure, axes, "The campaign has no steps")
@@ -60,14 +69,23 @@ def funnel_per_step(funnel: CampaignFunnel) -> str:
     axes.set_xticks(list(positions), [f"{step.position}. {step.channel}" for step in funnel.steps])
     axes.set_title("Funnel per step")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(frameon=False, ncols=len(FUNNEL_BARS), fontsize=7)
-    return _svg(figure)
+    figure.legend(loc="outside lower center", frameon=False, ncols=len(FUNNEL_BARS), fontsize=8)
+    return figure
 
 
 def reply_rate_per_step(funnel: CampaignFunnel) -> str:
+    return _svg(reply_rate_per_step_figure(funnel))
+
+
+def reply_rate_per_step_figure(funnel: CampaignFunnel) -> Figure:
     figure, axes = _figure()
     if not funnel.steps:
         return _empty(figure, axes, "The campaign has no steps")
+    if not any(step.sent for step in funnel.steps):
+        return _empty(figure, axes, "No messages sent yet, so no reply rate")
+    if not any(step.replied for step in funnel.steps):
+        sent = sum(step.sent for step in funnel.steps)
+        return _empty(figure, axes, f"No replies yet ({sent:,} messages sent)")
     labels = [f"{step.position}. {step.channel}" for step in funnel.steps]
     rates = [100 * (step.reply_rate or 0.0) for step in funnel.steps]
     bars = axes.bar(labels, rates, color="#55A868")
@@ -75,7 +93,7 @@ def reply_rate_per_step(funnel: CampaignFunnel) -> str:
     axes.set_ylim(0, max([*rates, 1.0]) * 1.2)
     axes.set_title("Reply rate per step (replies / sent)")
     axes.set_ylabel("%")
-    return _svg(figure)
+    return figure
 
 
 def _percent(rate: float | None) -> str:
@@ -89,10 +107,11 @@ def _figure() -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _empty(figure: Figure, axes: Axes, message: str) -> str:
+def _empty(figure: Figure, axes: Axes, message: str) -> Figure:
+    """A sentence instead of an empty frame."""
     axes.set_axis_off()
     axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
-    return _svg(figure)
+    return figure
 
 
 def _svg(figure: Figure) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from starter.devserver import start_dev_server, stop
+from tests.support import TEST_SECRET_KEY
 
 BIN = Path(sys.executable).parent
 OUTBOUND = BIN / "outbound"
@@ -166,6 +167,7 @@ class Deployment:
     def env(self) -> dict[str, str]:
         return clean_environment(
             OUTBOUND_DATABASE_URL=self.database_url,
+            OUTBOUND_SECRET_KEY=TEST_SECRET_KEY,
             OUTBOUND_TEMPORAL_ADDRESS=self.server.address,
             OUTBOUND_OUTBOX_DIR=str(self.outbox),
             OUTBOUND_TASK_QUEUE_PREFIX=self.prefix,

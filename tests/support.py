@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -21,6 +22,7 @@ from db.engine import SessionFactory, unit_of_work
 from db.models import Contact, Sender, StepExecution
 from domain.contacts_csv import ContactRecord
 from providers.base import Provider
+from runtime.secrets import new_secret_key
 from runtime.settings import OutboxFaults, Settings
 from schemas.campaign_file import CampaignFile
 from schemas.workflow_io import Tuning
@@ -46,6 +48,11 @@ def people(prefix: str, count: int, *, start: int = 0, timezone: str | None = No
     ]
 
 
+POSTAL_ADDRESS = "Outbound Test Ltd, 1 Test Street, Springfield, 12345, USA"
+# The deployment key of in-process workers: every email carries a signed unsubscribe link.
+TEST_SECRET_KEY = new_secret_key()
+
+
 def campaign_spec(steps: Sequence[dict[str, Any]], **overrides: Any) -> CampaignFile:
     data: dict[str, Any] = {
         "name": "Test campaign",
@@ -54,6 +61,7 @@ def campaign_spec(steps: Sequence[dict[str, Any]], **overrides: Any) -> Campaign
         "senders": {"email": [EMAIL_SENDER], "sms": [PHONE_SENDER], "voicemail": [PHONE_SENDER]},
         "window": "always",
         "quiet_hours": False,
+        "postal_address": POSTAL_ADDRESS,
         "steps": list(steps),
     }
     data.update(overrides)
@@ -113,6 +121,7 @@ class Outbound:
             "outbox_faults": self.faults,
             "task_queue_prefix": self.prefix,
             "max_concurrent_activities": 16,
+            "secret_key": SecretStr(TEST_SECRET_KEY),
         }
         return Settings(**(values | self.overrides))
 

@@ -29,7 +29,7 @@ from twilio.request_validator import RequestValidator
 
 from db.engine import SessionFactory, make_engine, make_session_factory, unit_of_work
 from db.models import Contact, InboundMessage, Sender, Step, StepExecution, Suppression
-from db.webhook_events import SmsIntent, classify_sms
+from domain.sms_keywords import SmsIntent, classify_sms
 from domain.unsubscribe_tokens import sign_unsubscribe
 from runtime.names import all_queues, campaign_queue
 from runtime.secrets import SecretBox, new_secret_key

@@ -31,6 +31,7 @@ def spec(**overrides: Any) -> CampaignFile:
         "timezone": "America/New_York",
         "lead_groups": ["Group A", "Group B"],
         "senders": {"email": [EMAIL], "sms": [PHONE]},
+        "postal_address": "Outbound Test Ltd, 1 Test Street, Springfield, 12345, USA",
         "steps": [
             {"channel": "email", "subject": "Hi {{ first_name }}", "body": "About {{ pain_point }}"},
             {"channel": "sms", "wait": "1d2h", "body": "Following up, {{ company | default('') }}"},

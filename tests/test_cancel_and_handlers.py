@@ -97,15 +97,15 @@ async def test_a_cancelled_send_the_provider_already_took_ends_sent(outbound: Ou
 async def test_temporal_workflow_cancel_during_enrollment_cancels_the_campaign_in_the_database(
     outbound: Outbound, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import activities.campaign
+    import db.enrollment
 
-    enroll = activities.campaign.enroll
+    enroll = db.enrollment.enroll
 
     def slow_enroll(*args: Any) -> Any:
         time.sleep(2.0)  # a large enrollment
         return enroll(*args)
 
-    monkeypatch.setattr(activities.campaign, "enroll", slow_enroll)
+    monkeypatch.setattr(db.enrollment, "enroll", slow_enroll)
     campaign = seed(outbound.sessions, campaign_spec(THREE_STEPS), {"A": people("a", 5)})
     async with outbound.worker():
         handle = await outbound.launch(campaign)
@@ -184,6 +184,7 @@ async def every_run_input(outbound: Outbound, handle: WorkflowHandle[Any, Any]) 
         run_id = started.continued_execution_run_id
 
 
+@pytest.mark.timeout(240)
 async def test_continue_as_new_hands_sends_waiting_to_retry_to_the_next_run(outbound_on_dev_server: Outbound) -> None:
     """A few messages fail once; their retries would come ten minutes later (real time, on
     the dev server). The step continues as new without waiting for those retries: the next
@@ -197,7 +198,7 @@ async def test_continue_as_new_hands_sends_waiting_to_retry_to_the_next_run(outb
     tuning = Tuning(history_threshold=60, send_window=6, retry_initial_seconds=600, retry_max_interval_seconds=600)
     async with outbound.worker(providers={"outbox": provider}):
         handle = await outbound.launch(campaign, tuning=tuning)
-        await asyncio.wait_for(handle.result(), timeout=60)  # draining would take ten minutes
+        await asyncio.wait_for(handle.result(), timeout=150)  # draining would take ten minutes or more
         runs = await every_run_input(outbound, outbound.step_handle(campaign, 1))
 
     assert statuses(outbound, campaign) == {"SENT": 43}

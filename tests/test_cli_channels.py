@@ -138,9 +138,26 @@ def test_a_bad_credentials_file_is_a_clear_error(
 def test_without_a_secret_key_add_gmail_explains_how_to_make_one(
     run: typer.Typer, gmail: FakeGmail, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On PostgreSQL (a real deployment) no key is made up; the grant is not stored."""
     monkeypatch.delenv("OUTBOUND_SECRET_KEY")
+    monkeypatch.setenv("OUTBOUND_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    monkeypatch.setenv("OUTBOUND_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
     result = invoke(
         run, "senders", "add-gmail", MAILBOX, "--credentials", str(grant_file(tmp_path, gmail)), "--no-sync"
     )
     assert isinstance(result.exception, UserError)
     assert "outbound secret-key" in str(result.exception)
+    assert not (tmp_path / "secret.key").exists()
+
+
+def test_on_sqlite_without_a_key_add_gmail_makes_a_local_one_and_says_where(
+    run: typer.Typer, gmail: FakeGmail, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OUTBOUND_SECRET_KEY")
+    monkeypatch.setenv("OUTBOUND_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
+    result = invoke(
+        run, "senders", "add-gmail", MAILBOX, "--credentials", str(grant_file(tmp_path, gmail)), "--no-sync"
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "secret.key").exists()
+    assert len(stored(sqlite_url)) == 1, "the grant is stored, encrypted with the local key"

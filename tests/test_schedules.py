@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client, ScheduleUpdate, ScheduleUpdateInput
 from temporalio.service import RPCError
 
@@ -24,6 +25,7 @@ from runtime.schedules import FINGERPRINT_MEMO, SCHEDULES
 from runtime.settings import Settings
 from runtime.temporal import DATA_CONVERTER
 from tests.e2e_support import Deployment, TemporalServer, eventually
+from tests.support import TEST_SECRET_KEY
 from workers.worker import build_workers
 
 pytestmark = pytest.mark.timeout(120)
@@ -144,7 +146,11 @@ async def test_a_triggered_warmup_run_resets_counters_and_moves_the_ramp(
     with unit_of_work(sessions) as session:  # as if the ramp began three days ago
         session.get_one(Sender, sender_id).warmup_began_on = today - timedelta(days=3)
     deployment.ok("schedules", "sync")
-    settings = Settings(database_url=deployment.database_url, task_queue_prefix=deployment.prefix)
+    settings = Settings(
+        database_url=deployment.database_url,
+        task_queue_prefix=deployment.prefix,
+        secret_key=SecretStr(TEST_SECRET_KEY),
+    )
     workers = build_workers(client, settings, sessions)
     running = asyncio.create_task(workers.run())
     try:

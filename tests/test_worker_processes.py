@@ -16,6 +16,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from tests.e2e_support import OUTBOUND, Deployment, TemporalServer, clean_environment, eventually
+from tests.support import POSTAL_ADDRESS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 SENDER = "sales@outbound.example"
@@ -80,6 +81,7 @@ def prepare(deployment: Deployment, contacts: int) -> int:
         "senders": {"email": [SENDER]},
         "window": "always",
         "send_gap": "0s",
+        "postal_address": POSTAL_ADDRESS,
         "steps": [{"channel": "email", "subject": "Hi {{ first_name }}", "body": "Hello {{ first_name }}"}],
     }
     path = deployment.home / "campaign.yaml"

@@ -35,9 +35,10 @@ from providers.outbox import OutboxProvider
 from providers.stored_credentials import KeylessCredentials, StoredGmailCredentials
 from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
 from runtime.metrics import OutboundMetrics, client_meter
-from runtime.names import all_queues, campaign_queue, inbound_queue, queue_kind
-from runtime.secrets import SecretBox
+from runtime.names import all_queues, campaign_queue, channel_queue, inbound_queue, queue_kind
+from runtime.secrets import SecretBox, SecretKeyMissing
 from runtime.settings import Settings
+from schemas.enums import Channel
 from workflows.analytics import AnalyticsWorkflow
 from workflows.campaign import CampaignWorkflow
 from workflows.dead_letter_retry import DeadLetterRetryWorkflow
@@ -57,6 +58,17 @@ WORKFLOWS: list[type] = [
     AnalyticsWorkflow,
     RetentionWorkflow,
 ]
+
+
+def require_key_for_email(settings: Settings, queues: Sequence[str]) -> None:
+    """Every email carries a signed unsubscribe link: no email queue without the key."""
+    if settings.secret_key is None and channel_queue(Channel.EMAIL, settings.task_queue_prefix) in queues:
+        raise SecretKeyMissing(
+            "OUTBOUND_SECRET_KEY is not set, so this worker cannot send email: every email carries a signed"
+            " unsubscribe link. Make a key with `outbound secret-key` and keep it in your secret store"
+            " (on SQLite, `outbound worker` makes and keeps a local one), or run this worker with"
+            " --task-queue for the other queues only."
+        )
 
 
 def default_providers(settings: Settings, sessions: SessionFactory) -> dict[str, Provider]:
@@ -138,6 +150,7 @@ def build_workers(
     unknown = set(queues) - set(all_queues(prefix))
     if unknown:
         raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
+    require_key_for_email(settings, queues)
     executor = ThreadPoolExecutor(max_workers=settings.activity_threads(), thread_name_prefix="sends")
     control_executor = ThreadPoolExecutor(max_workers=settings.control_threads(), thread_name_prefix="control")
     campaign_activities = CampaignActivities(sessions)

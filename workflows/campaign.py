@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from runtime.names import (
         CAMPAIGN_ID,
         CAMPAIGN_STATUS,
+        CAMPAIGN_WORKFLOW,
         CHANNEL,
         campaign_queue,
         channel_queue,
@@ -69,7 +70,7 @@ HANDLER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_atte
 LIFECYCLE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=40)
 
 
-@workflow.defn(name="CampaignWorkflow")
+@workflow.defn(name=CAMPAIGN_WORKFLOW)
 class CampaignWorkflow:
     @workflow.init
     def __init__(self, request: CampaignInput) -> None:
@@ -122,7 +123,7 @@ class CampaignWorkflow:
             self.state.start_at = workflow.now() + timedelta(seconds=self.request.start_delay_seconds)
             self._publish()
         assert self.state.start_at is not None
-        await self._sleep_until(lambda: self.state.start_at, "launch")  # type: ignore[arg-type, return-value]
+        await self._sleep_until(lambda: self.state.start_at, "launch")
         if not self.cancelled and not self.state.prepared:
             await self._prepare()
             if self.gate_first and workflow.cancellation_reason() is not None:
@@ -133,7 +134,7 @@ class CampaignWorkflow:
             if plan.started:
                 continue
             await self._sleep_until(
-                lambda plan=plan: plan.start_at,  # type: ignore[misc]
+                lambda plan=plan: plan.start_at,
                 f"step {plan.position} ({plan.channel.value})",
                 lambda plan=plan: plan.start_label,  # type: ignore[misc]
             )

@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.inbound import InboundActivities
-    from runtime.names import inbound_queue
+    from runtime.names import MAILBOX_SYNC_WORKFLOW, inbound_queue
     from schemas.inbound_io import MailboxState, MailboxSyncInput, SyncMailboxInput, SyncMailboxResult
 
 SYNC_TIMEOUT = timedelta(minutes=10)
@@ -22,7 +22,7 @@ SYNC_HEARTBEAT = timedelta(minutes=2)
 SYNC_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5))
 
 
-@workflow.defn(name="MailboxSyncWorkflow")
+@workflow.defn(name=MAILBOX_SYNC_WORKFLOW)
 class MailboxSyncWorkflow:
     @workflow.run
     async def run(self, request: MailboxSyncInput) -> SyncMailboxResult:

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
 class CampaignStepWorkflow:
     """Runs outside the SDK's sandbox because it is the hot loop: it wakes for every few
     completed sends, and the sandbox re-enters itself for every payload it converts
-    (~1.7 ms of worker CPU per send, a quarter of the total; bench in NOTES, session 4).
+    (~1.7 ms of worker CPU per send, a quarter of the total; docs/decisions/0005).
     It stays deterministic by construction: it reads time only through `workflow.now()`,
     draws no randomness, does no I/O, and imports nothing but schemas and names; the
     replay test and `workflow.patched` guard its changes like the sandboxed ones."""
@@ -86,7 +86,7 @@ class CampaignStepWorkflow:
         if workflow.patched("fetch-when-half-the-window-is-free"):
             # Refilling the moment any send finished turned into a fetch per ~25 sends while
             # rows were due (the sends that finished during one fetch's round trip); waiting
-            # for half the window makes it one fetch per ~100 (bench in NOTES, session 8).
+            # for half the window makes it one fetch per ~100 (docs/decisions/0006).
             self.refill_at = self._half_window
         # Cancel and continue-as-new stop the sends waiting between retries instead of waiting
         # minutes for them: the rows are in the database, so a cancel settles them and the next

@@ -19,12 +19,12 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from twilio.request_validator import (  # type: ignore[import-untyped]
+from twilio.request_validator import (
     RequestValidator,
     get_signature_algorithm,
 )
-from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped]
-from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 from db.engine import SessionFactory, unit_of_work
 from db.models import Contact, Step, StepExecution

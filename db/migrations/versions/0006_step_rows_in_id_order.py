@@ -2,7 +2,7 @@
 
 Replanning a later step from a cursor reads the rows its previous step added since the
 last pass (ids above the cursor). The key alone would walk every row of every step added
-since; with this index the read is the new rows of that one step (NOTES, session 6).
+since; with this index the read is the new rows of that one step (docs/decisions/0016).
 
 Revision ID: 0006
 Revises: 0005

@@ -26,7 +26,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.add_column(sa.Column('reslot_from', db.types.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('reslot_seconds', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('reslot_seconds', sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
