@@ -317,3 +317,32 @@ class CampaignStepStats(Base):
     bounced: Mapped[int] = mapped_column(default=0)
     unsubscribed: Mapped[int] = mapped_column(default=0)
     computed_at: Mapped[datetime]
+
+
+class Job(Base):
+    """One job of a queue (DESIGN J1, J2): the database holds its data, state and result;
+    the workflow `job-<queue>-<job id>` carries only this row's id."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("queue", "job_key"),  # the same job id twice is one job
+        Index("ix_jobs_queue_status", "queue", "status"),  # stats per queue, one grouped query
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    queue: Mapped[str] = mapped_column(String(40))
+    job_key: Mapped[str] = mapped_column(String(200))  # the producer's job id (or one made for it)
+    name: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # schemas.jobs.JobStatus
+    priority: Mapped[int]
+    attempts_allowed: Mapped[int]
+    attempts_made: Mapped[int] = mapped_column(default=0)
+    progress: Mapped[Any] = mapped_column(JSON, nullable=True)  # a number or an object, as in BullMQ
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    run_after: Mapped[datetime | None]  # a delayed job starts then
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

@@ -11,12 +11,15 @@ from schemas.enums import Channel
 CAMPAIGN_ID = SearchAttributeKey.for_keyword("CampaignId")
 CAMPAIGN_STATUS = SearchAttributeKey.for_keyword("CampaignStatus")
 CHANNEL = SearchAttributeKey.for_keyword("Channel")
-SEARCH_ATTRIBUTES = (CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL)
+JOB_QUEUE = SearchAttributeKey.for_keyword("JobQueue")
+JOB_STATUS = SearchAttributeKey.for_keyword("JobStatus")
+SEARCH_ATTRIBUTES = (CAMPAIGN_ID, CAMPAIGN_STATUS, CHANNEL, JOB_QUEUE, JOB_STATUS)
 
 CAMPAIGN_QUEUE = "campaigns"
 # Workflow types, by name: an app starts them without importing the workflow code.
 CAMPAIGN_WORKFLOW = "CampaignWorkflow"
 MAILBOX_SYNC_WORKFLOW = "MailboxSyncWorkflow"
+JOB_WORKFLOW = "JobWorkflow"
 INBOUND_QUEUE = "inbound"
 
 
@@ -44,6 +47,16 @@ def inbound_queue(prefix: str = "") -> str:
 
 def mailbox_sync_workflow_id(sender_id: int, prefix: str = "") -> str:
     return f"{prefix}mailbox-sync-{sender_id}"
+
+
+def job_queue(queue: str, prefix: str = "") -> str:
+    """Each job queue is its own task queue (DESIGN J5): its slots, its rate limit."""
+    return f"{prefix}jobs-{queue}"
+
+
+def job_workflow_id(queue: str, job_key: str, prefix: str = "") -> str:
+    """One workflow per (queue, job id): starting it twice is one job (DESIGN J1)."""
+    return f"{prefix}job-{queue}-{job_key}"
 
 
 def dead_letter_retry_workflow_id(dead_letter_id: int, prefix: str = "") -> str:

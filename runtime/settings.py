@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_api_key: SecretStr | None = None
+    web_ui_url: str = Field("http://localhost:8233", description="The Temporal Web UI, for links the CLI prints.")
     outbox_dir: Path = DEFAULT_HOME / "outbox"
     outbox_faults: OutboxFaults = Field(default_factory=OutboxFaults)
     task_queue_prefix: str = Field("", description="Prefix for every task queue name (one deployment per prefix).")
@@ -128,6 +129,9 @@ class Settings(BaseSettings):
         DEFAULT_HOME / "secret.key",
         description="On SQLite (the embedded defaults) without OUTBOUND_SECRET_KEY:"
         " where the local key is made and kept.",
+    )
+    jobs_file: Path | None = Field(
+        None, description="The job queues (`jobs.yaml`): each queue's handler, slots, rate limit, attempts."
     )
     public_base_url: str = Field(
         "http://localhost:8080", description="Where the API service is reachable from outside (links, callbacks)."

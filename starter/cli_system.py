@@ -52,13 +52,15 @@ def worker(
 ) -> None:
     """Run a worker for all task queues (or the given ones) until SIGINT/SIGTERM."""
     from runtime.logs import configure_logging
-    from runtime.names import all_queues
+    from runtime.names import all_queues, job_queue
     from runtime.telemetry import TelemetryConfigError, Tracing
     from starter.asyncio_bridge import run
     from workers.run import run_worker
 
     ctx = CliContext()
-    known = all_queues(ctx.settings.task_queue_prefix)
+    jobs = ctx.jobs_file(required=False)
+    prefix = ctx.settings.task_queue_prefix
+    known = all_queues(prefix) + [job_queue(queue.name, prefix) for queue in (jobs.queues if jobs else [])]
     unknown = [queue for queue in task_queue or [] if queue not in known]
     if unknown:
         raise UserError(f"unknown task queue(s) {unknown}; known: {known}")

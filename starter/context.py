@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from sqlalchemy import Engine, inspect
 
 from db.engine import SessionFactory, make_engine, make_session_factory
 from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from schemas.jobs_file import JobsFile
 
 
 class UserError(Exception):
@@ -32,6 +36,21 @@ class CliContext:
     @cached_property
     def sessions(self) -> SessionFactory:
         return make_session_factory(self.engine)
+
+    def jobs_file(self, *, required: bool = True) -> JobsFile | None:
+        """The job queues (`OUTBOUND_JOBS_FILE`); a bad file is a clear error, not a traceback."""
+        from domain.jobs_yaml import JobsFileError, load_jobs_file
+
+        if self.settings.jobs_file is None:
+            if required:
+                raise UserError(
+                    "no job queues: set OUTBOUND_JOBS_FILE to your jobs.yaml (see the README's Jobs section)"
+                )
+            return None
+        try:
+            return load_jobs_file(self.settings.jobs_file)
+        except JobsFileError as error:
+            raise UserError("the jobs file has problems:\n" + "\n".join(error.problems)) from None
 
     def use_secret_key(self) -> None:
         """For commands that sign or encrypt (worker, api, demo, add-gmail): on the embedded

@@ -16,13 +16,14 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from db.engine import make_engine, make_session_factory
+from runtime.job_queues import configured_jobs
 from runtime.metrics import OutboundMetrics, metrics_runtime
 from runtime.names import inbound_queue
 from runtime.settings import Settings
 from runtime.telemetry import Tracing
 from runtime.temporal import connect
 from workers.mailbox_lag import MailboxLagSampler
-from workers.worker import build_workers
+from workers.worker import build_workers, job_threads
 
 log = logging.getLogger("outbound.worker")
 # After the graceful timeout the SDK cancels running activities; this is how long the
@@ -40,9 +41,11 @@ async def run_worker(
     client = await connect(settings, interceptors=tracing.interceptors(), runtime=runtime)
     # One connection per activity thread: a smaller pool made threads queue for connections
     # and its overflow connections were closed on return, so PostgreSQL forked a backend per send.
-    engine = make_engine(settings.database_url, pool_size=settings.database_connections(), max_overflow=4)
+    jobs = configured_jobs(settings)
+    connections = settings.database_connections() + (job_threads(jobs.queues) if jobs else 0)
+    engine = make_engine(settings.database_url, pool_size=connections, max_overflow=4)
     sessions = make_session_factory(engine)
-    workers = build_workers(client, settings, sessions, task_queues=task_queues)
+    workers = build_workers(client, settings, sessions, task_queues=task_queues, jobs=jobs)
     polled = [w.task_queue for w in workers.workers]
     background: list[asyncio.Task[None]] = []
     if runtime is not None:

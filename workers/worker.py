@@ -7,7 +7,7 @@ concurrency and rate limits and can be scaled apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +20,7 @@ from activities.analytics import AnalyticsActivities
 from activities.campaign import CampaignActivities
 from activities.dead_letters import DeadLetterActivities
 from activities.inbound import InboundActivities
+from activities.jobs import JobActivities
 from activities.maintenance import FollowUpActivities, WarmupActivities
 from activities.message_links import MessageLinks
 from activities.retention import RetentionActivities
@@ -27,6 +28,7 @@ from activities.send_observer import SendObserver
 from activities.sending import SendActivities
 from activities.stepping import StepActivities
 from db.engine import SessionFactory
+from handlers.base import JobHandler
 from providers.base import Provider
 from providers.gmail import GmailProvider
 from providers.gmail_auth import CredentialSource
@@ -34,14 +36,17 @@ from providers.gmail_mailbox import GmailMailbox
 from providers.outbox import OutboxProvider
 from providers.stored_credentials import KeylessCredentials, StoredGmailCredentials
 from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
+from runtime.job_queues import configured_jobs, job_handlers
 from runtime.metrics import OutboundMetrics, client_meter
-from runtime.names import all_queues, campaign_queue, channel_queue, inbound_queue, queue_kind
+from runtime.names import all_queues, campaign_queue, channel_queue, inbound_queue, job_queue, queue_kind
 from runtime.secrets import SecretBox, SecretKeyMissing
 from runtime.settings import Settings
 from schemas.enums import Channel
+from schemas.jobs_file import JobsFile, QueueSpec
 from workflows.analytics import AnalyticsWorkflow
 from workflows.campaign import CampaignWorkflow
 from workflows.dead_letter_retry import DeadLetterRetryWorkflow
+from workflows.job import JobWorkflow
 from workflows.mailbox_sync import MailboxSyncWorkflow
 from workflows.maintenance import FollowUpWorkflow, WarmupResetWorkflow
 from workflows.retention import RetentionWorkflow
@@ -143,14 +148,24 @@ def build_workers(
     sessions: SessionFactory,
     providers: dict[str, Provider] | None = None,
     task_queues: Sequence[str] | None = None,
+    *,
+    jobs: JobsFile | None = None,
+    job_handler_map: Mapping[str, JobHandler] | None = None,
     **worker_options: Any,
 ) -> WorkerSet:
+    """The workers of one process: the campaign queues and, with a jobs file (`jobs`, else
+    `OUTBOUND_JOBS_FILE`), one per job queue (`job_handler_map` replaces the handlers)."""
     prefix = settings.task_queue_prefix
-    queues = list(task_queues or all_queues(prefix))
-    unknown = set(queues) - set(all_queues(prefix))
+    jobs = jobs if jobs is not None else configured_jobs(settings)
+    job_queues = {job_queue(queue.name, prefix): queue for queue in jobs.queues} if jobs else {}
+    known = [*all_queues(prefix), *job_queues]
+    queues = list(task_queues or known)
+    unknown = set(queues) - set(known)
     if unknown:
-        raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {all_queues(prefix)}")
+        raise ValueError(f"unknown task queue(s) {sorted(unknown)}; known: {known}")
     require_key_for_email(settings, queues)
+    serving_jobs = [job_queues[queue] for queue in queues if queue in job_queues]
+    campaign_queues = [queue for queue in queues if queue not in job_queues]
     executor = ThreadPoolExecutor(max_workers=settings.activity_threads(), thread_name_prefix="sends")
     control_executor = ThreadPoolExecutor(max_workers=settings.control_threads(), thread_name_prefix="control")
     campaign_activities = CampaignActivities(sessions)
@@ -165,7 +180,7 @@ def build_workers(
     )
     worker_options.setdefault("graceful_shutdown_timeout", timedelta(seconds=settings.graceful_shutdown_seconds))
     workers = []
-    for queue in queues:
+    for queue in campaign_queues:
         limits = settings.worker_limits(queue_kind(queue, prefix))
         if queue == campaign_queue(prefix):
             activities: list[Callable[..., Any]] = [
@@ -219,4 +234,31 @@ def build_workers(
                     **worker_options,
                 )
             )
-    return WorkerSet(workers, [control_executor, executor])
+    executors = [control_executor, executor]
+    if serving_jobs:
+        assert jobs is not None
+        handlers = job_handler_map if job_handler_map is not None else job_handlers(settings, jobs)
+        job_activities = JobActivities(sessions, handlers)
+        jobs_executor = ThreadPoolExecutor(max_workers=job_threads(serving_jobs), thread_name_prefix="jobs")
+        executors.append(jobs_executor)
+        for spec in serving_jobs:
+            job_limits: dict[str, Any] = {"max_concurrent_activities": spec.slots}
+            if spec.rate_limit is not None:
+                job_limits["max_task_queue_activities_per_second"] = spec.rate_limit
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=job_queue(spec.name, prefix),
+                    workflows=[JobWorkflow],
+                    activities=[job_activities.run_job, job_activities.finish_job],
+                    activity_executor=jobs_executor,
+                    **job_limits,
+                    **worker_options,
+                )
+            )
+    return WorkerSet(workers, executors)
+
+
+def job_threads(queues: Sequence[QueueSpec]) -> int:
+    """Threads (and database connections) for the job queues one process serves."""
+    return min(sum(queue.slots for queue in queues), 256) + 2

@@ -1,0 +1,84 @@
+"""Activities of the job workflow: run one attempt through the queue's handler, and close
+a job that failed for good or was cancelled (DESIGN J1 to J3).
+
+The job's data is read from its row here and its result written back here, so neither
+enters workflow history; the workflow sees ids and a status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.engine import SessionFactory, unit_of_work
+from db.jobs import begin_attempt, complete, finish, record_failed_attempt, set_progress
+from db.models import Job
+from handlers.base import JobFailed, JobHandler, JobRequest
+from schemas.jobs import FinishJobInput, JobOutcome, JobStatus, RunJobInput
+
+# Error types the workflow and `dlq show` read.
+RETRYABLE_FAILURE = "JobAttemptFailed"
+PERMANENT_FAILURE = "JobRefused"
+
+
+class JobActivities:
+    def __init__(self, sessions: SessionFactory, handlers: Mapping[str, JobHandler]) -> None:
+        self.sessions = sessions
+        self.handlers = handlers
+
+    @activity.defn
+    def run_job(self, request: RunJobInput) -> JobOutcome:
+        """One attempt. A retryable failure raises (the retry policy backs off, or waits the
+        service's `Retry-After`); a permanent one raises non-retryable."""
+        attempt = activity.info().attempt
+        with unit_of_work(self.sessions) as session:
+            job = begin_attempt(session, request.job_id, attempt, _now())
+            if job is None:  # cancelled, or finished by an earlier attempt whose answer was lost
+                row = session.get(Job, request.job_id)
+                return JobOutcome(status=JobStatus(row.status) if row else JobStatus.CANCELLED, attempts_made=attempt)
+            job_request = JobRequest(job.job_key, job.queue, job.name, dict(job.data), attempt - 1)
+        handler = self.handlers.get(request.queue)
+        if handler is None:
+            raise ApplicationError(
+                f"queue {request.queue!r} is not in this worker's jobs file", type="QueueUnknown", non_retryable=True
+            )
+        try:
+            done = handler.run(job_request, lambda progress: self._progress(request.job_id, progress))
+        except JobFailed as failure:
+            with unit_of_work(self.sessions) as session:
+                record_failed_attempt(session, request.job_id, str(failure), failure.progress, attempt, _now())
+            delay = timedelta(seconds=failure.retry_after) if failure.retry_after is not None else None
+            raise ApplicationError(
+                str(failure),
+                type=RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE,
+                non_retryable=not failure.retryable,
+                next_retry_delay=delay,
+            ) from None
+        with unit_of_work(self.sessions) as session:
+            complete(session, request.job_id, done.result, done.progress, attempt, _now())
+        activity.logger.info("job %s of queue %s completed on attempt %s", request.job_id, request.queue, attempt)
+        return JobOutcome(status=JobStatus.COMPLETED, attempts_made=attempt)
+
+    @activity.defn
+    def finish_job(self, request: FinishJobInput) -> bool:
+        """FAILED (retries used up, or refused for good) or CANCELLED, once."""
+        with unit_of_work(self.sessions) as session:
+            changed = finish(session, request.job_id, request.status, request.error, request.now)
+        if changed:
+            activity.logger.warning(
+                "job %s %s: %s", request.job_id, request.status.value, request.error_type or request.retry_state
+            )
+        return changed
+
+    def _progress(self, job_id: int, progress: Any) -> None:
+        activity.heartbeat()
+        with unit_of_work(self.sessions) as session:
+            set_progress(session, job_id, progress, _now())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

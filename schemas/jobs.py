@@ -1,0 +1,75 @@
+"""Jobs (DESIGN J1, J2): their states, and what the job workflow and its activities pass
+each other. Ids only: job data and results stay in the `jobs` row, out of history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    WAITING = "waiting"  # enqueued, not started
+    DELAYED = "delayed"  # waits for its `run_after`
+    ACTIVE = "active"  # an attempt runs, or waits to retry
+    COMPLETED = "completed"
+    FAILED = "failed"  # attempts used up, or refused for good; dead-lettered
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobInput(BaseModel):
+    """The job workflow's input: the row and how to run it, never the data."""
+
+    job_id: int  # the `jobs` row
+    queue: str
+    attempts: int = Field(ge=1)
+    timeout_seconds: int = Field(ge=1)
+    task_queue_prefix: str = ""
+
+
+class RunJobInput(BaseModel):
+    job_id: int
+    queue: str
+
+
+class JobOutcome(BaseModel):
+    """What the workflow learns of an attempt: how it ended, no result payload."""
+
+    status: JobStatus
+    attempts_made: int
+
+
+class FinishJobInput(BaseModel):
+    job_id: int
+    status: JobStatus  # FAILED (retries exhausted or refused for good) or CANCELLED
+    error_type: str | None = None
+    error: str | None = None
+    retry_state: str | None = None
+    now: datetime
+
+
+class JobView(BaseModel):
+    """A job as `jobs show` and the API present it."""
+
+    id: int
+    queue: str
+    job_key: str
+    name: str | None
+    status: JobStatus
+    priority: int
+    attempts_allowed: int
+    attempts_made: int
+    data: dict[str, Any]
+    progress: Any
+    result: Any
+    error: str | None
+    run_after: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -1,0 +1,178 @@
+"""Enqueue, cancel and retry jobs (DESIGN J1): the row first, then the workflow.
+
+The row's unique (queue, job id) makes enqueue idempotent; the workflow id
+`job-<queue>-<job id>` makes starting it idempotent too (an existing run is used), so a
+producer that crashed between the two, or two producers racing with one id, still end
+with one job and one workflow. The CLI and the HTTP API both go through here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError
+
+from db.engine import SessionFactory, unit_of_work
+from db.jobs import NewJob, enqueue, find_job, reset_for_retry, view
+from db.models import Job
+from runtime.names import JOB_QUEUE, JOB_STATUS, JOB_WORKFLOW, job_queue, job_workflow_id
+from schemas.jobs import JobInput, JobOutcome, JobStatus, JobView
+from schemas.jobs_file import JobsFile, QueueSpec
+
+JOB_KEY_LIMIT = 200
+
+
+class JobError(Exception):
+    """A job request that cannot be done as asked (unknown queue, bad option, wrong state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job: JobView
+    created: bool  # False: the job id was taken; `job` is the existing job
+
+
+class JobProducer:
+    def __init__(self, client: Client, sessions: SessionFactory, jobs: JobsFile, prefix: str = "") -> None:
+        self.client = client
+        self.sessions = sessions
+        self.jobs = jobs
+        self.prefix = prefix
+
+    async def add(
+        self,
+        queue: str,
+        data: dict[str, Any],
+        *,
+        name: str | None = None,
+        job_key: str | None = None,
+        delay_seconds: float = 0.0,
+        priority: int | None = None,
+        attempts: int | None = None,
+    ) -> Enqueued:
+        spec = self._queue(queue)
+        key = _checked_key(job_key) if job_key is not None else uuid.uuid4().hex
+        if priority is not None and not 1 <= priority <= 5:
+            raise JobError(f"priority must be 1 (first) to 5 (last), got {priority}")
+        if attempts is not None and not 1 <= attempts <= 100:
+            raise JobError(f"attempts must be 1 to 100, got {attempts}")
+        if delay_seconds < 0:
+            raise JobError("delay cannot be negative")
+        new = NewJob(
+            queue=queue,
+            job_key=key,
+            data=data,
+            priority=priority or spec.priority,
+            attempts=attempts or spec.attempts,
+            name=name,
+            delay_seconds=delay_seconds,
+        )
+        with unit_of_work(self.sessions) as session:
+            job_id, created = enqueue(session, new, datetime.now(UTC))
+            row = session.get_one(Job, job_id)
+            job = view(row)
+        if not job.status.finished:
+            await self._start(job, spec, delay_seconds if created else _remaining_delay(job))
+        return Enqueued(job, created)
+
+    async def cancel(self, reference: str) -> JobView:
+        job = self.get(reference)
+        if job.status.finished:
+            raise JobError(f"job {job.queue}/{job.job_key} is {job.status.value}; only an unfinished job is cancelled")
+        try:
+            await self.handle(job).cancel()
+        except RPCError as error:
+            raise JobError(
+                f"job {job.queue}/{job.job_key} has no running workflow to cancel ({error.message})"
+            ) from None
+        return job
+
+    async def retry(self, reference: str) -> JobView:
+        """A failed or cancelled job runs again under the same id, its attempts anew."""
+        job = self.get(reference)
+        spec = self._queue(job.queue)
+        with unit_of_work(self.sessions) as session:
+            if not reset_for_retry(session, job.id, datetime.now(UTC)):
+                raise JobError(
+                    f"job {job.queue}/{job.job_key} is {job.status.value}; only a failed or cancelled job is retried"
+                )
+            job = view(session.get_one(Job, job.id))
+        await self._start(job, spec, 0.0, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        return job
+
+    def get(self, reference: str) -> JobView:
+        return self.lookup(self.sessions, reference)
+
+    @staticmethod
+    def lookup(sessions: SessionFactory, reference: str) -> JobView:
+        """A job by row id, QUEUE/JOB_ID or job id; JobError naming what was not found."""
+        with sessions() as session:
+            try:
+                row = find_job(session, reference)
+            except LookupError as error:
+                raise JobError(str(error)) from None
+            if row is None:
+                raise JobError(f"no job {reference!r} (give its row id, QUEUE/JOB_ID or its job id)")
+            return view(row)
+
+    def handle(self, job: JobView) -> WorkflowHandle[Any, JobOutcome]:
+        workflow_id = job_workflow_id(job.queue, job.job_key, self.prefix)
+        return self.client.get_workflow_handle(workflow_id, result_type=JobOutcome)
+
+    async def _start(
+        self,
+        job: JobView,
+        spec: QueueSpec,
+        delay_seconds: float,
+        reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    ) -> None:
+        await self.client.start_workflow(
+            JOB_WORKFLOW,
+            JobInput(
+                job_id=job.id,
+                queue=job.queue,
+                attempts=job.attempts_allowed,
+                timeout_seconds=spec.timeout_seconds,
+                task_queue_prefix=self.prefix,
+            ),
+            id=job_workflow_id(job.queue, job.job_key, self.prefix),
+            task_queue=job_queue(job.queue, self.prefix),
+            id_reuse_policy=reuse,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_delay=timedelta(seconds=delay_seconds) if delay_seconds > 0 else None,
+            priority=Priority(priority_key=job.priority),
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(JOB_QUEUE, job.queue), SearchAttributePair(JOB_STATUS, job.status.value)]
+            ),
+            static_summary=f"Job {job.job_key} of queue {job.queue}" + (f" ({job.name})" if job.name else ""),
+            static_details=f"Row {job.id} of the jobs table; `outbound jobs show {job.id}` has its data and result.",
+        )
+
+    def _queue(self, name: str) -> QueueSpec:
+        try:
+            return self.jobs.queue(name)
+        except LookupError as error:
+            raise JobError(str(error)) from None
+
+
+def _checked_key(key: str) -> str:
+    if not key or len(key) > JOB_KEY_LIMIT or any(ch.isspace() or ch == "/" for ch in key):
+        raise JobError(f"a job id is 1 to {JOB_KEY_LIMIT} characters without spaces or '/', got {key!r}")
+    return key
+
+
+def _remaining_delay(job: JobView) -> float:
+    if job.status is not JobStatus.DELAYED or job.run_after is None:
+        return 0.0
+    return max((job.run_after - datetime.now(UTC)).total_seconds(), 0.0)

@@ -1,0 +1,66 @@
+"""A feature service on a real port (the example one) and a deployment with job queues."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from examples.feature_service import create_app
+from runtime.job_queues import queue_secret
+from tests.e2e_support import free_port
+from tests.support import Outbound
+
+
+@dataclass
+class FeatureService:
+    url: str
+    app: Any
+
+    @property
+    def done(self) -> dict[str, Any]:
+        return dict(self.app.state.done)
+
+    @property
+    def attempts(self) -> dict[str, int]:
+        return dict(self.app.state.attempts)
+
+
+@contextmanager
+def feature_service(secret: str) -> Iterator[FeatureService]:
+    """examples/feature_service.py served by uvicorn in a thread, on a free port."""
+    app = create_app(secret)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the feature service did not start")
+        time.sleep(0.02)
+    try:
+        yield FeatureService(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def write_jobs_file(folder: Path, endpoint: str, **queue: Any) -> Path:
+    spec = {"name": "enrich", "handler": "http", "endpoint": endpoint, "slots": 4, "attempts": 3, "timeout": "10s"}
+    path = folder / "jobs.yaml"
+    path.write_text(yaml.safe_dump({"queues": [spec | queue]}))
+    return path
+
+
+def with_jobs(outbound: Outbound, jobs_file: Path) -> str:
+    """Give the deployment its job queues; the queue's secret, for the service."""
+    outbound.overrides = {**outbound.overrides, "jobs_file": jobs_file}
+    return queue_secret(outbound.settings, "enrich")

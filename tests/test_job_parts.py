@@ -1,0 +1,164 @@
+"""The parts of a job: the queue file, the `http` handler's reading of a service's
+answer, and the activity's translation of it for the retry policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.jobs import PERMANENT_FAILURE, RETRYABLE_FAILURE, JobActivities
+from db.engine import unit_of_work
+from db.jobs import NewJob, enqueue
+from db.models import Job
+from domain.jobs_yaml import JobsFileError, load_jobs_file
+from handlers.base import JobDone, JobFailed, JobRequest
+from handlers.http_delegation import HttpDelegation, retry_after_seconds
+from schemas.jobs import JobStatus, RunJobInput
+from tests.conftest import Database
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+REQUEST = JobRequest("job-1", "enrich", "company", {"domain": "acme.example"}, 0)
+
+
+# --- the queue file ---------------------------------------------------------------------------
+
+
+def test_a_queue_file_with_an_unknown_key_a_bad_url_or_a_duplicate_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "queues:\n"
+        "  - name: enrich\n    handler: http\n    endpoint: not a url\n    colour: red\n"
+        "  - name: Bad Name\n    handler: http\n    endpoint: http://x.example\n"
+        "  - name: mail\n    handler: ftp\n"
+    )
+    with pytest.raises(JobsFileError) as refused:
+        load_jobs_file(path)
+    problems = "\n".join(refused.value.problems)
+    assert f"{path}:4: queues[0].endpoint: Input should be a valid URL" in problems
+    assert f"{path}:5: queues[0].colour: Extra inputs are not permitted" in problems
+    assert f"{path}:6: queues[1].name: String should match pattern" in problems
+    assert f"{path}:10: queues[2].handler: Input should be 'http'" in problems
+
+    path.write_text(
+        "queues:\n  - {name: a, handler: http, endpoint: 'http://a.example'}\n"
+        "  - {name: a, handler: http, endpoint: 'http://b.example'}\n"
+    )
+    with pytest.raises(JobsFileError, match=r"queues\[1\]: duplicate queue name 'a' \(also queues\[0\]\)"):
+        load_jobs_file(path)
+    path.write_text("queues:\n  - {name: a, handler: http}\n")
+    with pytest.raises(JobsFileError, match="handler http needs an `endpoint`"):
+        load_jobs_file(path)
+
+
+# --- the http handler ----------------------------------------------------------------------------
+
+
+def delegation(answer: httpx.Response | Exception, seen: list[httpx.Request] | None = None) -> HttpDelegation:
+    def respond(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return HttpDelegation("http://service.example/", SECRET, 5, httpx.Client(transport=httpx.MockTransport(respond)))
+
+
+def test_the_request_is_signed_for_the_standardwebhooks_package_and_carries_the_idempotency_key() -> None:
+    seen: list[httpx.Request] = []
+    progress: list[object] = []
+    done = delegation(httpx.Response(200, json={"success": True, "result": {"ok": 1}, "progress": 100}), seen).run(
+        REQUEST, progress.append
+    )
+    assert done == JobDone(result={"ok": 1}, progress=100)
+    assert progress == [100]
+    (request,) = seen
+    assert str(request.url) == "http://service.example/internal/process-job"
+    assert request.headers["idempotency-key"] == "job-1"
+    verified = Webhook(SECRET).verify(request.content, dict(request.headers))
+    assert verified == {"jobId": "job-1", "queueName": "enrich", "name": "company", "data": {"domain": "acme.example"},
+                        "attemptsMade": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "retryable", "retry_after"),
+    [
+        (httpx.Response(200, json={"success": False, "error": "later"}), True, None),
+        (httpx.Response(503, headers={"Retry-After": "7"}), True, 7.0),
+        (httpx.Response(429, headers={"Retry-After": "120"}), True, 120.0),
+        (httpx.Response(408), True, None),
+        (httpx.Response(409), True, None),
+        (httpx.Response(425), True, None),
+        (httpx.Response(400, json={"error": "no such domain"}), False, None),
+        (httpx.Response(404), False, None),
+        (httpx.Response(422), False, None),
+        (httpx.Response(301), False, None),
+        (httpx.ConnectError("refused"), True, None),
+        (httpx.ReadTimeout("slow"), True, None),
+    ],
+)
+def test_each_answer_is_classified_as_the_issue_of_seed_002_says(
+    answer: httpx.Response | Exception, retryable: bool, retry_after: float | None
+) -> None:
+    with pytest.raises(JobFailed) as failed:
+        delegation(answer).run(REQUEST, lambda progress: None)
+    assert (failed.value.retryable, failed.value.retry_after) == (retryable, retry_after)
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("30", now) == 30.0
+    assert retry_after_seconds("Mon, 07 Dec 2026 12:01:30 GMT", now) == 90.0
+    assert retry_after_seconds("Mon, 07 Dec 2026 11:00:00 GMT", now) == 0.0, "a date in the past: now"
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds("999999999", now) == 24 * 3600.0, "capped at a day"
+
+
+# --- the activity ----------------------------------------------------------------------------------
+
+
+class Answers:
+    """A handler that fails as told."""
+
+    def __init__(self, failure: JobFailed | None) -> None:
+        self.failure = failure
+
+    def run(self, request: JobRequest, report_progress: object) -> JobDone:
+        if self.failure is not None:
+            raise self.failure
+        return JobDone(result={"echo": request.data})
+
+
+def queued(db: Database) -> int:
+    with unit_of_work(db.sessions) as session:
+        job_id, _ = enqueue(session, NewJob("enrich", "k1", {"a": 1}, priority=3, attempts=3), datetime.now(UTC))
+    return job_id
+
+
+def test_retry_after_becomes_the_next_retry_delay_and_a_refusal_is_non_retryable(db: Database) -> None:
+    job_id = queued(db)
+    request = RunJobInput(job_id=job_id, queue="enrich")
+    busy = JobActivities(db.sessions, {"enrich": Answers(JobFailed("busy", retryable=True, retry_after=42))})
+    with pytest.raises(ApplicationError) as raised:
+        ActivityEnvironment().run(busy.run_job, request)
+    assert (raised.value.type, raised.value.non_retryable) == (RETRYABLE_FAILURE, False)
+    assert raised.value.next_retry_delay == timedelta(seconds=42)
+
+    refused = JobActivities(db.sessions, {"enrich": Answers(JobFailed("no", retryable=False))})
+    with pytest.raises(ApplicationError) as raised:
+        ActivityEnvironment().run(refused.run_job, request)
+    assert (raised.value.type, raised.value.non_retryable) == (PERMANENT_FAILURE, True)
+    with db.sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert (job.status, job.error) == (JobStatus.ACTIVE.value, "no"), "the workflow closes it, not the attempt"
+
+    outcome = ActivityEnvironment().run(JobActivities(db.sessions, {"enrich": Answers(None)}).run_job, request)
+    assert outcome.status is JobStatus.COMPLETED
+    with db.sessions() as session:
+        assert session.get_one(Job, job_id).result == {"echo": {"a": 1}}
