@@ -35,6 +35,28 @@ def queues_list() -> None:
     ctx.console.print(table)
 
 
+@queues_app.command("stats")
+def queues_stats(as_json: Annotated[bool, typer.Option("--json", help="The counts as JSON.")] = False) -> None:
+    """Jobs per queue and state (waiting, delayed, active, completed, failed, cancelled)."""
+    from db.jobs import queue_counts
+
+    ctx = CliContext()
+    jobs = ctx.jobs_file(required=False)
+    with ctx.sessions() as session:
+        counts = queue_counts(session)
+    names = [queue.name for queue in jobs.queues] if jobs else []
+    names += sorted(set(counts) - set(names))
+    states = list(JobStatus)
+    if as_json:
+        every = {name: {state.value: counts.get(name, {}).get(state.value, 0) for state in states} for name in names}
+        ctx.console.print_json(json.dumps(every))
+        return
+    table = Table("Queue", *(state.value for state in states))
+    for name in names:
+        table.add_row(*_cells(name, *(counts.get(name, {}).get(state.value, 0) for state in states)))
+    ctx.console.print(table)
+
+
 @queues_app.command("secret")
 def queues_secret(
     queue: Annotated[str, typer.Argument(help="The queue whose feature service verifies requests.")],
