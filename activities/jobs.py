@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
+from db.job_dead_letters import write_job_letter
 from db.jobs import begin_attempt, complete, finish, record_failed_attempt, set_progress
 from db.models import Job
 from handlers.base import JobFailed, JobHandler, JobRequest
@@ -68,6 +69,18 @@ class JobActivities:
         """FAILED (retries used up, or refused for good) or CANCELLED, once."""
         with unit_of_work(self.sessions) as session:
             changed = finish(session, request.job_id, request.status, request.error, request.now)
+            if changed and request.status is JobStatus.FAILED:
+                job = session.get_one(Job, request.job_id)
+                error_type = request.error_type or "JobFailed"
+                write_job_letter(
+                    session,
+                    request.job_id,
+                    error_type,
+                    request.error or error_type,
+                    job.attempts_made,
+                    request.retry_state,
+                    request.now,
+                )
         if changed:
             activity.logger.warning(
                 "job %s %s: %s", request.job_id, request.status.value, request.error_type or request.retry_state

@@ -244,8 +244,10 @@ class StepExecution(Base):
 class DeadLetter(Base):
     __tablename__ = "dead_letters"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    execution_id: Mapped[int] = mapped_column(ForeignKey("step_executions.id", ondelete="CASCADE"), index=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    # A campaign's letter names its execution and campaign; a job's letter its job.
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("step_executions.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     error_type: Mapped[str] = mapped_column(String(100))
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int]

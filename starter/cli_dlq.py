@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from db.dead_letters import (
@@ -18,6 +19,8 @@ from db.dead_letters import (
     retry_refusal,
 )
 from db.engine import unit_of_work
+from db.job_dead_letters import JobLetter, close_job_letters, job_letter, list_job_letters
+from schemas.dead_letter_io import DeadLetterStatus
 from starter.context import CliContext, UserError
 
 if TYPE_CHECKING:
@@ -42,8 +45,13 @@ def list_command(
     ctx = CliContext()
     with ctx.sessions() as session:
         letters = list_dead_letters(session, campaign_id=campaign, include_closed=show_all, limit=limit)
-    if not letters:
+        job_letters = [] if campaign is not None else list_job_letters(session, include_closed=show_all, limit=limit)
+    if not letters and not job_letters:
         ctx.err.print("No dead letters" + ("" if show_all else " open") + ".")
+        return
+    if job_letters:
+        _print_job_letters(ctx, job_letters)
+    if not letters:
         return
     table = Table(title="Dead letters")
     for column in ("id", "campaign", "step", "channel", "contact", "error type", "attempts", "status", "created"):
@@ -65,13 +73,45 @@ def list_command(
     ctx.console.print(table)
 
 
+def _print_job_letters(ctx: CliContext, letters: list[JobLetter]) -> None:
+    table = Table("id", "queue", "job id", "job status", "error type", "attempts", "status", "created")
+    table.title = "Dead letters of jobs"
+    for letter in letters:
+        table.add_row(
+            *_cells(letter.id, letter.queue, letter.job_key, letter.job_status, letter.error_type, letter.attempts),
+            *_cells(letter.status, _when(letter.created_at)),
+        )
+    ctx.console.print(table)
+
+
 @dlq_app.command("show")
 def show(dead_letter_id: LetterId) -> None:
-    """The error, the execution's state and the campaign of one dead letter."""
+    """The error, the execution's state and the campaign of one dead letter (or its job)."""
     ctx = CliContext()
     with ctx.sessions() as session:
+        letter = job_letter(session, dead_letter_id)
+        if letter is not None:
+            ctx.console.print(_render_job_letter(letter))
+            return
         detail = _require(session, dead_letter_id)
     ctx.console.print(_render(detail))
+
+
+def _render_job_letter(letter: JobLetter) -> Table:
+    table = Table(title=f"Dead letter {letter.id} · {letter.status}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in (
+        ("job", f"{letter.queue}/{letter.job_key} · {letter.job_status} (`outbound jobs show {letter.job_id}`)"),
+        ("error type", letter.error_type),
+        ("error", letter.error or "(purged by retention)"),
+        ("attempts", str(letter.attempts)),
+        ("why retries stopped", letter.retry_state or "-"),
+        ("created", _when(letter.created_at)),
+        ("resolved", _when(letter.resolved_at)),
+    ):
+        table.add_row(name, Text(value))
+    return table
 
 
 def _render(detail: DeadLetterDetail) -> Table:
@@ -107,7 +147,15 @@ def discard_command(dead_letter_id: LetterId) -> None:
     ctx = CliContext()
     try:
         with unit_of_work(ctx.sessions) as session:
-            discard(session, dead_letter_id, datetime.now(UTC))
+            letter = job_letter(session, dead_letter_id)
+            if letter is not None:
+                if letter.status != DeadLetterStatus.OPEN.value:
+                    raise DeadLetterError(
+                        f"dead letter {dead_letter_id} is {letter.status}; only an open one is discarded"
+                    )
+                close_job_letters(session, letter.job_id, DeadLetterStatus.DISCARDED, datetime.now(UTC))
+            else:
+                discard(session, dead_letter_id, datetime.now(UTC))
     except DeadLetterError as error:
         raise UserError(str(error)) from None
     ctx.console.print(f"Discarded dead letter {dead_letter_id}")
@@ -124,7 +172,11 @@ def retry(
     (`dlq-retry-ID`); a contact who replied since is skipped, not sent."""
     ctx = CliContext()
     with ctx.sessions() as session:
-        refusal = retry_refusal(_require(session, dead_letter_id))
+        letter = job_letter(session, dead_letter_id)
+        refusal = None if letter is not None else retry_refusal(_require(session, dead_letter_id))
+    if letter is not None:
+        _retry_job_letter(ctx, letter)
+        return
     if refusal:
         raise UserError(refusal)
     from starter.asyncio_bridge import run
@@ -140,6 +192,31 @@ def retry(
     )
     if result.letter_status.value == "open":
         raise typer.Exit(1)
+
+
+def _retry_job_letter(ctx: CliContext, letter: JobLetter) -> None:
+    """A job's letter is retried by running the job again under its id (`jobs retry`)."""
+    from starter.asyncio_bridge import connect_or_explain, run
+    from starter.job_producer import JobError, JobProducer
+
+    if letter.status != DeadLetterStatus.OPEN.value:
+        raise UserError(f"dead letter {letter.id} is {letter.status}; only an open one is retried")
+    jobs = ctx.jobs_file()
+    assert jobs is not None
+
+    async def go() -> None:
+        client = await connect_or_explain(ctx.settings)
+        await JobProducer(client, ctx.sessions, jobs, ctx.settings.task_queue_prefix).retry(str(letter.job_id))
+
+    try:
+        run(go())
+    except JobError as error:
+        raise UserError(str(error)) from None
+    ctx.console.print(f"Dead letter {letter.id}: job {letter.queue}/{letter.job_key} runs again; letter resolved")
+
+
+def _cells(*values: object) -> list[Text]:
+    return [Text("" if value is None else str(value)) for value in values]
 
 
 async def _start(ctx: CliContext, dead_letter_id: int, wait: bool) -> tuple[str, DeadLetterRetryResult | None]:

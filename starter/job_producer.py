@@ -24,9 +24,11 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from db.engine import SessionFactory, unit_of_work
+from db.job_dead_letters import close_job_letters
 from db.jobs import NewJob, enqueue, find_job, reset_for_retry, view
 from db.models import Job
 from runtime.names import JOB_QUEUE, JOB_STATUS, JOB_WORKFLOW, job_queue, job_workflow_id
+from schemas.dead_letter_io import DeadLetterStatus
 from schemas.jobs import JobInput, JobOutcome, JobStatus, JobView
 from schemas.jobs_file import JobsFile, QueueSpec
 
@@ -103,7 +105,9 @@ class JobProducer:
         job = self.get(reference)
         spec = self._queue(job.queue)
         with unit_of_work(self.sessions) as session:
-            if not reset_for_retry(session, job.id, datetime.now(UTC)):
+            now = datetime.now(UTC)
+            close_job_letters(session, job.id, DeadLetterStatus.RESOLVED, now)
+            if not reset_for_retry(session, job.id, now):
                 raise JobError(
                     f"job {job.queue}/{job.job_key} is {job.status.value}; only a failed or cancelled job is retried"
                 )

@@ -12,6 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from db.job_dead_letters import list_job_letters
+from starter.cli_dlq import dlq_app
 from starter.cli_jobs import jobs_app, queues_app
 from tests.jobs_support import FeatureService, feature_service, with_jobs, write_jobs_file
 from tests.support import Outbound
@@ -93,3 +95,40 @@ def test_bad_input_gets_a_clear_error(cli: FeatureService, args: list[str], prob
     result = invoke(jobs_app, *args)
     assert result.exit_code != 0
     assert problem in str(result.exception)
+
+
+async def test_a_failed_job_waits_in_the_dead_letters_and_dlq_retry_runs_it_again(
+    outbound: Outbound, cli: FeatureService
+) -> None:
+    async with outbound.worker():
+        added = await asyncio.to_thread(invoke, jobs_app, "add", "enrich", "--data", '{"fail_times": 3}',
+                                        "--id", "flaky", "--attempts", "2")  # fmt: skip
+        assert added.exit_code == 0, added.output
+        letter_id = await _letter_of(outbound, "flaky")
+        listed = await asyncio.to_thread(invoke, dlq_app, "list")
+        assert "Dead letters of jobs" in listed.output
+        assert "flaky" in listed.output
+        shown = await asyncio.to_thread(invoke, dlq_app, "show", str(letter_id))
+        assert "enrich/flaky" in shown.output
+        assert "MAXIMUM_ATTEMPTS_REACHED" in shown.output
+        retried = await asyncio.to_thread(invoke, dlq_app, "retry", str(letter_id))
+        assert retried.exit_code == 0, retried.output
+        assert "runs again; letter resolved" in retried.output
+        for _ in range(100):
+            job = json.loads((await asyncio.to_thread(invoke, jobs_app, "show", "flaky", "--json")).output)
+            if job["status"] == "completed":
+                break
+            await asyncio.sleep(0.1)
+    assert (job["status"], job["attempts_made"]) == ("completed", 2)
+    again = invoke(dlq_app, "retry", str(letter_id))
+    assert "only an open one is retried" in str(again.exception)
+
+
+async def _letter_of(outbound: Outbound, job_key: str) -> int:
+    for _ in range(200):
+        with outbound.sessions() as session:
+            letters = [letter for letter in list_job_letters(session) if letter.job_key == job_key]
+        if letters:
+            return letters[0].id
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no dead letter for job {job_key}")

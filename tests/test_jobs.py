@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from db.job_dead_letters import list_job_letters
 from db.models import Job
 from domain.jobs_yaml import load_jobs_file
 from schemas.jobs import JobStatus, JobView
@@ -101,6 +102,13 @@ async def test_a_permanent_refusal_fails_the_job_at_once_and_used_up_retries_fai
     tired = row(outbound, exhausted.job)
     assert (tired.status, tired.attempts_made) == ("failed", 3), "the queue allows three attempts"
     assert running.attempts == {"refused": 1, "exhausted": 3}
+    with outbound.sessions() as session:
+        letters = {letter.job_key: letter for letter in list_job_letters(session)}
+    assert (letters["refused"].error_type, letters["refused"].attempts) == ("JobRefused", 1)
+    assert letters["refused"].retry_state == "NON_RETRYABLE_FAILURE"
+    assert (letters["exhausted"].error_type, letters["exhausted"].attempts) == ("JobAttemptFailed", 3)
+    assert letters["exhausted"].retry_state == "MAXIMUM_ATTEMPTS_REACHED"
+    assert "HTTP 503" in letters["exhausted"].error
 
 
 async def test_a_failed_job_is_retried_under_the_same_id_with_its_attempts_anew(
@@ -114,6 +122,8 @@ async def test_a_failed_job_is_retried_under_the_same_id_with_its_attempts_anew(
         await producer.cancel("enrich/again")
 
     await producer.retry("enrich/again")
+    with outbound.sessions() as session:
+        assert list_job_letters(session) == [], "running it again resolves its dead letter"
     await finished(producer, added.job)
     job = row(outbound, added.job)
     assert (job.status, job.attempts_made) == ("completed", 2), "attempts counted anew"

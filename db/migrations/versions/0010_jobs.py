@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         'jobs',
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-        sa.Column('workspace_id', sa.Integer(), nullable=False),
+        sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('queue', sa.String(length=40), nullable=False),
         sa.Column('job_key', sa.String(length=200), nullable=False),
         sa.Column('name', sa.String(length=200), nullable=True),
