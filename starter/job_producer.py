@@ -36,7 +36,12 @@ JOB_KEY_LIMIT = 200
 
 
 class JobError(Exception):
-    """A job request that cannot be done as asked (unknown queue, bad option, wrong state)."""
+    """A job request that cannot be done as asked: `invalid` (a bad option or queue),
+    `not_found` (no such job) or `conflict` (the job's state forbids it)."""
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +96,14 @@ class JobProducer:
     async def cancel(self, reference: str) -> JobView:
         job = self.get(reference)
         if job.status.finished:
-            raise JobError(f"job {job.queue}/{job.job_key} is {job.status.value}; only an unfinished job is cancelled")
+            raise JobError(
+                f"job {job.queue}/{job.job_key} is {job.status.value}; only an unfinished job is cancelled", "conflict"
+            )
         try:
             await self.handle(job).cancel()
         except RPCError as error:
             raise JobError(
-                f"job {job.queue}/{job.job_key} has no running workflow to cancel ({error.message})"
+                f"job {job.queue}/{job.job_key} has no running workflow to cancel ({error.message})", "conflict"
             ) from None
         return job
 
@@ -109,7 +116,8 @@ class JobProducer:
             close_job_letters(session, job.id, DeadLetterStatus.RESOLVED, now)
             if not reset_for_retry(session, job.id, now):
                 raise JobError(
-                    f"job {job.queue}/{job.job_key} is {job.status.value}; only a failed or cancelled job is retried"
+                    f"job {job.queue}/{job.job_key} is {job.status.value}; only a failed or cancelled job is retried",
+                    "conflict",
                 )
             job = view(session.get_one(Job, job.id))
         await self._start(job, spec, 0.0, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
@@ -127,7 +135,7 @@ class JobProducer:
             except LookupError as error:
                 raise JobError(str(error)) from None
             if row is None:
-                raise JobError(f"no job {reference!r} (give its row id, QUEUE/JOB_ID or its job id)")
+                raise JobError(f"no job {reference!r} (give its row id, QUEUE/JOB_ID or its job id)", "not_found")
             return view(row)
 
     def handle(self, job: JobView) -> WorkflowHandle[Any, JobOutcome]:

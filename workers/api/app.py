@@ -28,6 +28,7 @@ from db.engine import SessionFactory
 from runtime.names import all_queues
 from runtime.settings import Settings
 from workers.api.auth import operator_guard, presented_token, token_is_valid
+from workers.api.jobs_routes import jobs_router
 from workers.api.temporal_link import (
     DescribeUnsupported,
     TemporalSource,
@@ -78,6 +79,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.middleware("http")(_log_requests)
     app.include_router(twilio_router(deps.settings, deps.sessions, deps.clock))
     app.include_router(unsubscribe_router(deps.settings, deps.sessions, deps.clock))
+    app.include_router(jobs_router(deps.settings, deps.sessions, deps.temporal))
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
@@ -102,7 +104,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
         }
         return JSONResponse(body, status_code=code)
 
-    @app.get("/internal/status", dependencies=[Depends(operator_guard(deps.settings))])
+    @app.get("/internal/status", dependencies=[Depends(operator_guard(deps.settings, deps.sessions))])
     async def internal_status() -> JSONResponse:
         """Who polls each task queue: a queue without pollers is work nobody will do."""
         namespace = deps.settings.temporal_namespace
