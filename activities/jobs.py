@@ -16,10 +16,11 @@ from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import write_job_letter
-from db.jobs import begin_attempt, complete, finish, record_failed_attempt, set_progress
+from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
 from db.models import Job
 from handlers.base import JobFailed, JobHandler, JobRequest
-from schemas.jobs import FinishJobInput, JobOutcome, JobStatus, RunJobInput
+from schemas.jobs import AddedRepeatJob, AddRepeatJobInput, FinishJobInput, JobOutcome, JobStatus, RunJobInput
+from schemas.jobs_file import JobsFile
 
 # Error types the workflow and `dlq show` read.
 RETRYABLE_FAILURE = "JobAttemptFailed"
@@ -27,9 +28,31 @@ PERMANENT_FAILURE = "JobRefused"
 
 
 class JobActivities:
-    def __init__(self, sessions: SessionFactory, handlers: Mapping[str, JobHandler]) -> None:
+    def __init__(
+        self, sessions: SessionFactory, handlers: Mapping[str, JobHandler], jobs: JobsFile | None = None
+    ) -> None:
         self.sessions = sessions
         self.handlers = handlers
+        self.jobs = jobs
+
+    @activity.defn
+    def add_repeat_job(self, request: AddRepeatJobInput) -> AddedRepeatJob:
+        """The job a schedule's run adds: its data from this worker's jobs file, its id the
+        repeat's id and the scheduled time (a retried or replayed run adds it once)."""
+        if self.jobs is None:
+            raise ApplicationError("this worker has no jobs file", type="QueueUnknown", non_retryable=True)
+        try:
+            queue = self.jobs.queue(request.queue)
+            repeat = queue.repeat_spec(request.repeat_id)
+        except LookupError as error:
+            raise ApplicationError(str(error), type="QueueUnknown", non_retryable=True) from None
+        key = f"{repeat.id}-{request.scheduled_at:%Y%m%dT%H%M%SZ}"
+        new = NewJob(queue.name, key, dict(repeat.data), queue.priority, queue.attempts, name=repeat.name)
+        with unit_of_work(self.sessions) as session:
+            job_id, _ = enqueue(session, new, _now())
+        return AddedRepeatJob(
+            job_id=job_id, job_key=key, attempts=queue.attempts, timeout_seconds=queue.timeout_seconds
+        )
 
     @activity.defn
     def run_job(self, request: RunJobInput) -> JobOutcome:

@@ -20,6 +20,7 @@ CAMPAIGN_QUEUE = "campaigns"
 CAMPAIGN_WORKFLOW = "CampaignWorkflow"
 MAILBOX_SYNC_WORKFLOW = "MailboxSyncWorkflow"
 JOB_WORKFLOW = "JobWorkflow"
+REPEAT_JOB_WORKFLOW = "RepeatJobWorkflow"
 INBOUND_QUEUE = "inbound"
 
 

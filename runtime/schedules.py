@@ -36,9 +36,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from runtime.names import campaign_queue
+from runtime.names import REPEAT_JOB_WORKFLOW, campaign_queue, job_queue
 from runtime.settings import Settings
 from runtime.temporal import DATA_CONVERTER
+from schemas.jobs import RepeatJobInput
+from schemas.jobs_file import JobsFile
 from schemas.maintenance_io import FollowUpInput, WarmupResetInput
 
 CATCHUP_WINDOW = timedelta(days=1)
@@ -63,6 +65,10 @@ class OutboundSchedule:
     policy: SchedulePolicy = field(
         default_factory=lambda: SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP_WINDOW)
     )
+    job_queue: str | None = None  # a repeatable job's queue: its runs go to that task queue
+
+    def task_queue(self, prefix: str) -> str:
+        return job_queue(self.job_queue, prefix) if self.job_queue else campaign_queue(prefix)
 
     def schedule_id(self, prefix: str = "") -> str:
         return f"{schedule_id_prefix(prefix)}{self.name}"
@@ -73,7 +79,7 @@ class OutboundSchedule:
             "workflow": self.workflow,
             "args": [payload.data.decode() for payload in payloads],
             "spec": repr(self.spec),
-            "queue": campaign_queue(prefix),
+            "queue": self.task_queue(prefix),
             "summary": self.summary,
             "run_timeout": self.run_timeout.total_seconds(),
             "policy": [self.policy.overlap.name, str(self.policy.catchup_window), self.policy.pause_on_failure],
@@ -85,7 +91,7 @@ class OutboundSchedule:
             self.workflow,
             args=list(self.args),
             id=self.schedule_id(prefix),  # the server appends the scheduled time
-            task_queue=campaign_queue(prefix),
+            task_queue=self.task_queue(prefix),
             execution_timeout=self.run_timeout,
             memo={FINGERPRINT_MEMO: self.fingerprint(prefix)},
             static_summary=self.summary,
@@ -139,6 +145,38 @@ SCHEDULES: tuple[OutboundSchedule, ...] = (
         run_timeout=timedelta(hours=6),
     ),
 )
+
+
+def job_schedules(jobs: JobsFile | None, prefix: str) -> list[OutboundSchedule]:
+    """One schedule per repeatable job of the jobs file (BullMQ's repeatable jobs)."""
+    schedules = []
+    for queue in jobs.queues if jobs else []:
+        for repeat in queue.repeat:
+            if repeat.every is not None:
+                spec = ScheduleSpec(
+                    intervals=[ScheduleIntervalSpec(every=timedelta(seconds=repeat.every.approx_seconds))]
+                )
+            else:
+                spec = ScheduleSpec(cron_expressions=[str(repeat.cron)], time_zone_name="UTC")
+            schedules.append(
+                OutboundSchedule(
+                    name=f"job-{queue.name}-{repeat.id}",
+                    workflow=REPEAT_JOB_WORKFLOW,
+                    args=(RepeatJobInput(queue=queue.name, repeat_id=repeat.id, task_queue_prefix=prefix),),
+                    spec=spec,
+                    summary=f"Repeatable job {repeat.id} of queue {queue.name}",
+                    run_timeout=timedelta(days=1),
+                    job_queue=queue.name,
+                )
+            )
+    return schedules
+
+
+def all_schedules(settings: Settings) -> list[OutboundSchedule]:
+    """Outbound's own schedules and the jobs file's repeatable jobs."""
+    from runtime.job_queues import configured_jobs
+
+    return [*SCHEDULES, *job_schedules(configured_jobs(settings), settings.task_queue_prefix)]
 
 
 class SyncAction(StrEnum):

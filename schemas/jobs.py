@@ -33,6 +33,27 @@ class JobInput(BaseModel):
     task_queue_prefix: str = ""
 
 
+class RepeatJobInput(BaseModel):
+    """A schedule's run of a repeatable job: which entry of the jobs file, not its data."""
+
+    queue: str
+    repeat_id: str
+    task_queue_prefix: str = ""
+
+
+class AddRepeatJobInput(BaseModel):
+    queue: str
+    repeat_id: str
+    scheduled_at: datetime
+
+
+class AddedRepeatJob(BaseModel):
+    job_id: int
+    job_key: str
+    attempts: int
+    timeout_seconds: int
+
+
 class RunJobInput(BaseModel):
     job_id: int
     queue: str

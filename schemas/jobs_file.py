@@ -7,7 +7,7 @@ job to the feature service that owns it (`POST <endpoint>/internal/process-job`)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,32 @@ from schemas.campaign_file import SpanField
 
 HANDLERS = ("http",)  # built-in handlers join this list as they are added
 QUEUE_NAME = r"^[a-z][a-z0-9-]{0,39}$"
+
+
+REPEAT_ID = r"^[a-z0-9][a-z0-9-]{0,59}$"
+
+
+class RepeatSpec(BaseModel):
+    """A job added on a schedule (BullMQ's repeatable jobs): `every: 1h` or `cron: '0 3 * * *'`
+    (UTC), installed as a Temporal Schedule by `outbound schedules sync`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=REPEAT_ID, description="Names the schedule and each job it adds (`<id>-<time>`).")
+    every: SpanField | None = Field(None, description="An interval: 30s, 15m, 1h, 1d.")
+    cron: str | None = Field(None, description="A cron expression in UTC (five fields).")
+    name: str | None = Field(None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> RepeatSpec:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of `every` and `cron`")
+        if self.every is not None and self.every.approx_seconds < 1:
+            raise ValueError("every must be at least 1s")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError("cron takes five fields: minute hour day-of-month month day-of-week (UTC)")
+        return self
 
 
 class QueueSpec(BaseModel):
@@ -31,6 +57,7 @@ class QueueSpec(BaseModel):
     timeout: SpanField = Field(default_factory=lambda: Span(seconds=30), description="One attempt's time limit.")
     attempts: int = Field(3, ge=1, le=100, description="Attempts before the job fails (retries back off 2 s, 4 s …).")
     priority: int = Field(3, ge=1, le=5, description="Default priority, 1 (first) to 5 (last).")
+    repeat: list[RepeatSpec] = Field(default_factory=list, description="Jobs added on a schedule.")
 
     @model_validator(mode="after")
     def _handler_needs(self) -> QueueSpec:
@@ -38,7 +65,16 @@ class QueueSpec(BaseModel):
             raise ValueError("handler http needs an `endpoint` (the feature service's base URL)")
         if self.timeout.days or not 1 <= self.timeout.seconds <= 3600:
             raise ValueError("timeout must be between 1s and 1h")
+        ids = [repeat.id for repeat in self.repeat]
+        if len(ids) != len(set(ids)):
+            raise ValueError("repeat ids must be unique within a queue")
         return self
+
+    def repeat_spec(self, repeat_id: str) -> RepeatSpec:
+        for repeat in self.repeat:
+            if repeat.id == repeat_id:
+                return repeat
+        raise LookupError(f"queue {self.name!r} has no repeat {repeat_id!r} in the jobs file")
 
     @property
     def timeout_seconds(self) -> int:

@@ -15,7 +15,14 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from runtime.schedules import ScheduleStatus, SyncAction, SyncOutcome, schedule_statuses, sync_schedules
+from runtime.schedules import (
+    ScheduleStatus,
+    SyncAction,
+    SyncOutcome,
+    all_schedules,
+    schedule_statuses,
+    sync_schedules,
+)
 from runtime.settings import Settings
 from starter.context import CliContext
 
@@ -34,7 +41,8 @@ def sync() -> None:
     ctx = CliContext()
 
     async def go() -> list[SyncOutcome]:
-        return await sync_schedules(await connect_or_explain(ctx.settings), ctx.settings)
+        ctx.jobs_file(required=False)  # a bad jobs file: a clear error, not a traceback
+        return await sync_schedules(await connect_or_explain(ctx.settings), ctx.settings, all_schedules(ctx.settings))
 
     print_sync(ctx.console, run(go()))
 
@@ -57,7 +65,10 @@ def list_() -> None:
     ctx = CliContext()
 
     async def go() -> list[ScheduleStatus]:
-        return await schedule_statuses(await connect_or_explain(ctx.settings), ctx.settings)
+        ctx.jobs_file(required=False)
+        return await schedule_statuses(
+            await connect_or_explain(ctx.settings), ctx.settings, all_schedules(ctx.settings)
+        )
 
     statuses = run(go())
     table = Table("Schedule", "Workflow", "State", "Next run (UTC)", "Last run (UTC)", "Running")
@@ -93,6 +104,6 @@ async def sync_for_dev(client: Client, settings: Settings, console: Console) -> 
     """`outbound dev-server` and `outbound demo` install the schedules on the server they use;
     a failure is reported and does not stop the server."""
     try:
-        print_sync(console, await sync_schedules(client, settings))
+        print_sync(console, await sync_schedules(client, settings, all_schedules(settings)))
     except Exception as error:
         console.print(f"[yellow]schedules not synced:[/] {error}; run `outbound schedules sync`")

@@ -46,7 +46,7 @@ from schemas.jobs_file import JobsFile, QueueSpec
 from workflows.analytics import AnalyticsWorkflow
 from workflows.campaign import CampaignWorkflow
 from workflows.dead_letter_retry import DeadLetterRetryWorkflow
-from workflows.job import JobWorkflow
+from workflows.job import JobWorkflow, RepeatJobWorkflow
 from workflows.mailbox_sync import MailboxSyncWorkflow
 from workflows.maintenance import FollowUpWorkflow, WarmupResetWorkflow
 from workflows.retention import RetentionWorkflow
@@ -238,7 +238,7 @@ def build_workers(
     if serving_jobs:
         assert jobs is not None
         handlers = job_handler_map if job_handler_map is not None else job_handlers(settings, jobs)
-        job_activities = JobActivities(sessions, handlers)
+        job_activities = JobActivities(sessions, handlers, jobs)
         jobs_executor = ThreadPoolExecutor(max_workers=job_threads(serving_jobs), thread_name_prefix="jobs")
         executors.append(jobs_executor)
         for spec in serving_jobs:
@@ -249,8 +249,8 @@ def build_workers(
                 Worker(
                     client,
                     task_queue=job_queue(spec.name, prefix),
-                    workflows=[JobWorkflow],
-                    activities=[job_activities.run_job, job_activities.finish_job],
+                    workflows=[JobWorkflow, RepeatJobWorkflow],
+                    activities=[job_activities.run_job, job_activities.finish_job, job_activities.add_repeat_job],
                     activity_executor=jobs_executor,
                     **job_limits,
                     **worker_options,

@@ -12,13 +12,29 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.jobs import JobActivities
-    from runtime.names import JOB_STATUS, JOB_WORKFLOW, job_queue
-    from schemas.jobs import FinishJobInput, JobInput, JobOutcome, JobStatus, RunJobInput
+    from runtime.names import (
+        JOB_QUEUE,
+        JOB_STATUS,
+        JOB_WORKFLOW,
+        REPEAT_JOB_WORKFLOW,
+        job_queue,
+        job_workflow_id,
+    )
+    from schemas.jobs import (
+        AddRepeatJobInput,
+        FinishJobInput,
+        JobInput,
+        JobOutcome,
+        JobStatus,
+        RepeatJobInput,
+        RunJobInput,
+    )
+    from workflows.scheduled import scheduled_start
 
 BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_MOST = timedelta(minutes=5)
@@ -86,3 +102,36 @@ class JobWorkflow:
 
     def _status(self, status: JobStatus) -> None:
         workflow.upsert_search_attributes([JOB_STATUS.value_set(status.value)])
+
+
+@workflow.defn(name=REPEAT_JOB_WORKFLOW)
+class RepeatJobWorkflow:
+    """A schedule's run of a repeatable job: add the job (its id: the repeat's id and the
+    scheduled time), then run it as any job, a child `job-<queue>-<job id>`."""
+
+    @workflow.run
+    async def run(self, request: RepeatJobInput) -> JobOutcome:
+        added = await workflow.execute_activity_method(
+            JobActivities.add_repeat_job,
+            AddRepeatJobInput(queue=request.queue, repeat_id=request.repeat_id, scheduled_at=scheduled_start()),
+            task_queue=job_queue(request.queue, request.task_queue_prefix),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=FINISH_RETRY,
+            summary=f"add repeat {request.repeat_id} of queue {request.queue}",
+        )
+        return await workflow.execute_child_workflow(
+            JobWorkflow.run,
+            JobInput(
+                job_id=added.job_id,
+                queue=request.queue,
+                attempts=added.attempts,
+                timeout_seconds=added.timeout_seconds,
+                task_queue_prefix=request.task_queue_prefix,
+            ),
+            id=job_workflow_id(request.queue, added.job_key, request.task_queue_prefix),
+            task_queue=job_queue(request.queue, request.task_queue_prefix),
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(JOB_QUEUE, request.queue), SearchAttributePair(JOB_STATUS, "waiting")]
+            ),
+            static_summary=f"Job {added.job_key} of queue {request.queue}",
+        )
