@@ -19,6 +19,7 @@ from db.job_dead_letters import write_job_letter
 from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
 from db.models import Job
 from handlers.base import JobFailed, JobHandler, JobRequest
+from runtime.metrics import NO_METRICS, OutboundMetrics
 from schemas.jobs import AddedRepeatJob, AddRepeatJobInput, FinishJobInput, JobOutcome, JobStatus, RunJobInput
 from schemas.jobs_file import JobsFile
 
@@ -29,11 +30,16 @@ PERMANENT_FAILURE = "JobRefused"
 
 class JobActivities:
     def __init__(
-        self, sessions: SessionFactory, handlers: Mapping[str, JobHandler], jobs: JobsFile | None = None
+        self,
+        sessions: SessionFactory,
+        handlers: Mapping[str, JobHandler],
+        jobs: JobsFile | None = None,
+        metrics: OutboundMetrics = NO_METRICS,
     ) -> None:
         self.sessions = sessions
         self.handlers = handlers
         self.jobs = jobs
+        self.metrics = metrics
 
     @activity.defn
     def add_repeat_job(self, request: AddRepeatJobInput) -> AddedRepeatJob:
@@ -75,6 +81,7 @@ class JobActivities:
         except JobFailed as failure:
             with unit_of_work(self.sessions) as session:
                 record_failed_attempt(session, request.job_id, str(failure), failure.progress, attempt, _now())
+            self.metrics.job(request.queue, "attempt_failed")
             delay = timedelta(seconds=failure.retry_after) if failure.retry_after is not None else None
             raise ApplicationError(
                 str(failure),
@@ -84,6 +91,7 @@ class JobActivities:
             ) from None
         with unit_of_work(self.sessions) as session:
             complete(session, request.job_id, done.result, done.progress, attempt, _now())
+        self.metrics.job(request.queue, "completed")
         activity.logger.info("job %s of queue %s completed on attempt %s", request.job_id, request.queue, attempt)
         return JobOutcome(status=JobStatus.COMPLETED, attempts_made=attempt)
 
@@ -105,6 +113,7 @@ class JobActivities:
                     request.now,
                 )
         if changed:
+            self.metrics.job(request.queue, request.status.value)
             activity.logger.warning(
                 "job %s %s: %s", request.job_id, request.status.value, request.error_type or request.retry_state
             )

@@ -8,7 +8,7 @@ the setting the runtime's meter is the SDK's no-op meter and every `add` is a me
 call on an object that does nothing.
 
 Labels are low-cardinality and carry no contact data: channel, outcome and mailbox
-(sender) id only.
+(sender) id, job queue and state only.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ DEFERRALS = "outbound_deferrals_total"
 DEAD_LETTERS = "outbound_dead_letters_total"
 SYNC_LAG = "outbound_mailbox_sync_lag_seconds"
 MAILBOX_PAUSES = "outbound_mailbox_pauses_total"
+JOBS = "outbound_jobs_total"
+JOBS_BY_STATUS = "outbound_jobs"
 
 
 def metrics_runtime(bind_address: str | None) -> Runtime | None:
@@ -49,6 +51,9 @@ class OutboundMetrics:
         self._dead_letters = meter.create_counter(DEAD_LETTERS, "Executions that failed for good (dead letter).")
         self._pauses = meter.create_counter(MAILBOX_PAUSES, "Mailboxes paused after repeated rate limits or 5xx.")
         self._lag = meter.create_gauge_float(SYNC_LAG, "Seconds since a mailbox's inbound sync last succeeded.", "s")
+        self._jobs = meter.create_counter(JOBS, "Job attempts and endings, by queue and outcome.")
+        self._job_states = meter.create_gauge_float(JOBS_BY_STATUS, "Jobs per queue and state (sampled).")
+        self._job_gauges: dict[tuple[str, str], MetricGaugeFloat] = {}
         self._labelled: dict[tuple[str, ...], MetricCounter] = {}
         self._gauges: dict[int, MetricGaugeFloat] = {}
 
@@ -69,6 +74,22 @@ class OutboundMetrics:
 
     def mailbox_paused(self, channel: str) -> None:
         self._one(self._pauses, "mailbox_paused", channel)
+
+    def job(self, queue: str, outcome: str) -> None:
+        """`completed`, `attempt_failed` (to be retried), `failed`, `cancelled`."""
+        key = ("job", queue, outcome)
+        counter = self._labelled.get(key)
+        if counter is None:
+            attributes = {"queue": queue, "outcome": outcome}
+            counter = self._labelled[key] = self._jobs.with_additional_attributes(attributes)
+        counter.add(1)
+
+    def jobs_in_state(self, queue: str, status: str, count: int) -> None:
+        gauge = self._job_gauges.get((queue, status))
+        if gauge is None:
+            attributes = {"queue": queue, "status": status}
+            gauge = self._job_gauges[(queue, status)] = self._job_states.with_additional_attributes(attributes)
+        gauge.set(float(count))
 
     def mailbox_sync_lag(self, mailbox_id: int, seconds: float) -> None:
         gauge = self._gauges.get(mailbox_id)

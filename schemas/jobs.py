@@ -68,6 +68,7 @@ class JobOutcome(BaseModel):
 
 class FinishJobInput(BaseModel):
     job_id: int
+    queue: str = ""
     status: JobStatus  # FAILED (retries exhausted or refused for good) or CANCELLED
     error_type: str | None = None
     error: str | None = None

@@ -15,6 +15,7 @@ import logging
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -226,3 +227,34 @@ async def test_a_sends_json_log_line_carries_the_ids_and_no_address(outbound: Ou
         assert record["run_id"]
         assert {"time", "level", "logger", "message"} <= set(record)
     assert "@" not in json_log.getvalue()
+
+
+async def test_jobs_are_counted_per_queue_and_outcome_and_sampled_per_state(
+    outbound: Outbound, workflow_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    from domain.jobs_yaml import load_jobs_file
+    from starter.job_producer import JobProducer
+    from tests.jobs_support import feature_service, with_jobs, write_jobs_file
+    from workers.job_counts import JobCountSampler
+
+    port, runtime, client = await _metered_client(workflow_env)
+    measured = dataclasses.replace(outbound, client=client)
+    secret = with_jobs(measured, write_jobs_file(tmp_path, "http://127.0.0.1:9"))
+    with feature_service(secret) as running:
+        jobs_file = write_jobs_file(tmp_path, running.url, attempts=2)
+        with_jobs(measured, jobs_file)
+        producer = JobProducer(client, outbound.sessions, load_jobs_file(jobs_file), outbound.prefix)
+        async with measured.worker():
+            good = await producer.add("enrich", {}, job_key="good")
+            bad = await producer.add("enrich", {"fail_times": 5}, job_key="bad")
+            for job in (good.job, bad.job):
+                await producer.handle(job).result()
+        JobCountSampler(outbound.sessions, OutboundMetrics(runtime.metric_meter), ["enrich"]).sample()
+
+    samples = _scrape(port)
+    assert _value(samples, "outbound_jobs_total", queue="enrich", outcome="completed") == 1
+    assert _value(samples, "outbound_jobs_total", queue="enrich", outcome="attempt_failed") == 2
+    assert _value(samples, "outbound_jobs_total", queue="enrich", outcome="failed") == 1
+    assert _value(samples, "outbound_jobs", queue="enrich", status="completed") == 1
+    assert _value(samples, "outbound_jobs", queue="enrich", status="failed") == 1
+    assert _value(samples, "outbound_jobs", queue="enrich", status="waiting") == 0

@@ -22,6 +22,7 @@ from runtime.names import inbound_queue
 from runtime.settings import Settings
 from runtime.telemetry import Tracing
 from runtime.temporal import connect
+from workers.job_counts import JobCountSampler
 from workers.mailbox_lag import MailboxLagSampler
 from workers.worker import build_workers, job_threads
 
@@ -53,6 +54,9 @@ async def run_worker(
         if inbound_queue(settings.task_queue_prefix) in polled:
             sampler = MailboxLagSampler(sessions, OutboundMetrics(runtime.metric_meter))
             background.append(asyncio.create_task(sampler.run()))
+        if jobs is not None:
+            counts = JobCountSampler(sessions, OutboundMetrics(runtime.metric_meter), [q.name for q in jobs.queues])
+            background.append(asyncio.create_task(counts.run()))
     stopped: asyncio.Future[signal.Signals] = asyncio.get_running_loop().create_future()
     _install_signal_handlers(stopped)
     running = asyncio.create_task(workers.run())

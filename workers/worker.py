@@ -238,7 +238,7 @@ def build_workers(
     if serving_jobs:
         assert jobs is not None
         handlers = job_handler_map if job_handler_map is not None else job_handlers(settings, jobs)
-        job_activities = JobActivities(sessions, handlers, jobs)
+        job_activities = JobActivities(sessions, handlers, jobs, metrics)
         jobs_executor = ThreadPoolExecutor(max_workers=job_threads(serving_jobs), thread_name_prefix="jobs")
         executors.append(jobs_executor)
         for spec in serving_jobs:

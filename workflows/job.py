@@ -87,6 +87,7 @@ class JobWorkflow:
             JobActivities.finish_job,
             FinishJobInput(
                 job_id=request.job_id,
+                queue=request.queue,
                 status=status,
                 error=message[:1000] if status is JobStatus.FAILED else None,
                 error_type=error_type,
