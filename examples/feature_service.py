@@ -28,11 +28,13 @@ from standardwebhooks import Webhook, WebhookVerificationError
 def create_app(secret: str) -> FastAPI:
     verifier = Webhook(secret)
     done: dict[str, Any] = {}  # job id -> result: a repeated request gets the same answer
-    attempts: dict[str, int] = {}
+    attempts: dict[str, int] = {}  # job id -> attempts at the work (a repeat of done work is not one)
+    requests: dict[str, int] = {}  # job id -> requests received
     lock = threading.Lock()
     app = FastAPI(title="Example feature service", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.done = done
     app.state.attempts = attempts
+    app.state.requests = requests
 
     @app.post("/internal/process-job")
     async def process_job(request: Request) -> JSONResponse:
@@ -44,6 +46,7 @@ def create_app(secret: str) -> FastAPI:
         key = request.headers.get("idempotency-key") or str(job["jobId"])
         data = job.get("data") or {}
         with lock:
+            requests[key] = requests.get(key, 0) + 1
             if key in done:
                 return JSONResponse({"success": True, "result": done[key]})
             attempts[key] = attempts.get(key, 0) + 1

@@ -154,6 +154,7 @@ class Deployment:
     home: Path
     prefix: str = field(default_factory=lambda: f"e2e{uuid.uuid4().hex[:8]}-")
     worker_process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OUTBOUND_JOBS_FILE
 
     @property
     def outbox(self) -> Path:
@@ -171,6 +172,7 @@ class Deployment:
             OUTBOUND_TEMPORAL_ADDRESS=self.server.address,
             OUTBOUND_OUTBOX_DIR=str(self.outbox),
             OUTBOUND_TASK_QUEUE_PREFIX=self.prefix,
+            **self.extra_env,
         )
 
     def workflow_id(self, campaign_id: int) -> str:

@@ -32,6 +32,10 @@ class FeatureService:
     def attempts(self) -> dict[str, int]:
         return dict(self.app.state.attempts)
 
+    @property
+    def requests(self) -> dict[str, int]:
+        return dict(self.app.state.requests)
+
 
 @contextmanager
 def feature_service(secret: str) -> Iterator[FeatureService]:
