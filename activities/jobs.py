@@ -16,11 +16,25 @@ from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import write_job_letter
+from db.job_items import claim_items, finish_item, item_counts, item_for_attempt, note_item_error, open_items
 from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
-from db.models import Job
+from db.models import Job, JobItem
 from handlers.base import JobFailed, JobHandler, JobRequest
 from runtime.metrics import NO_METRICS, OutboundMetrics
-from schemas.jobs import AddedRepeatJob, AddRepeatJobInput, FinishJobInput, JobOutcome, JobStatus, RunJobInput
+from schemas.jobs import (
+    AddedRepeatJob,
+    AddRepeatJobInput,
+    BulkOutcome,
+    ClaimItemsInput,
+    ClaimItemsResult,
+    FailItemInput,
+    FinishBulkInput,
+    FinishJobInput,
+    JobOutcome,
+    JobStatus,
+    RunItemInput,
+    RunJobInput,
+)
 from schemas.jobs_file import JobsFile
 
 # Error types the workflow and `dlq show` read.
@@ -118,6 +132,74 @@ class JobActivities:
                 "job %s %s: %s", request.job_id, request.status.value, request.error_type or request.retry_state
             )
         return changed
+
+    # --- bulk jobs (DESIGN J4) --------------------------------------------------------
+
+    @activity.defn
+    def claim_items(self, request: ClaimItemsInput) -> ClaimItemsResult:
+        with unit_of_work(self.sessions) as session:
+            begin_attempt(session, request.job_id, 1, _now())  # the job is active while its items run
+            ids = claim_items(
+                session, request.job_id, request.limit, request.claim_token, _now(), take_over=request.take_over
+            )
+            remaining = open_items(session, request.job_id)
+        return ClaimItemsResult(item_ids=ids, open_items=remaining)
+
+    @activity.defn
+    def run_item(self, request: RunItemInput) -> bool:
+        """One attempt at one item, through the queue's handler; the item's own id within
+        the job (`<job id>:<line>`) is the idempotency key the service sees."""
+        attempt = activity.info().attempt
+        with unit_of_work(self.sessions) as session:
+            found = item_for_attempt(session, request.item_id, attempt, _now())
+            if found is None:
+                return False
+            item, job = found
+            job_request = JobRequest(f"{job.job_key}:{item.seq}", job.queue, job.name, dict(item.data), attempt - 1)
+        handler = self.handlers.get(request.queue)
+        if handler is None:
+            raise ApplicationError(
+                f"queue {request.queue!r} is not in this worker's jobs file", type="QueueUnknown", non_retryable=True
+            )
+        try:
+            done = handler.run(job_request, lambda progress: activity.heartbeat())
+        except JobFailed as failure:
+            with unit_of_work(self.sessions) as session:
+                note_item_error(session, request.item_id, str(failure), _now())
+            self.metrics.job(request.queue, "item_attempt_failed")
+            delay = timedelta(seconds=failure.retry_after) if failure.retry_after is not None else None
+            raise ApplicationError(
+                str(failure),
+                type=RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE,
+                non_retryable=not failure.retryable,
+                next_retry_delay=delay,
+            ) from None
+        with unit_of_work(self.sessions) as session:
+            finish_item(session, request.item_id, "completed", _now(), result=done.result)
+        self.metrics.job(request.queue, "item_completed")
+        return True
+
+    @activity.defn
+    def fail_item(self, request: FailItemInput) -> None:
+        """An item that failed for good: its status, and a dead letter naming its job."""
+        with unit_of_work(self.sessions) as session:
+            if finish_item(session, request.item_id, "failed", request.now, error=request.error):
+                item = session.get_one(JobItem, request.item_id)
+                error = f"item {item.seq}: {request.error}"
+                write_job_letter(
+                    session, request.job_id, request.error_type, error, item.attempts, request.retry_state, request.now
+                )
+                self.metrics.job(request.queue, "item_failed")
+
+    @activity.defn
+    def finish_bulk(self, request: FinishBulkInput) -> BulkOutcome:
+        """The bulk job is done: completed, with how many items completed and failed."""
+        with unit_of_work(self.sessions) as session:
+            counts = item_counts(session, request.job_id)
+            result = {"completed": counts.completed, "failed": counts.failed}
+            complete(session, request.job_id, result, None, 1, request.now)
+        self.metrics.job(request.queue, "completed")
+        return BulkOutcome(completed=counts.completed, failed=counts.failed)
 
     def _progress(self, job_id: int, progress: Any) -> None:
         activity.heartbeat()

@@ -31,6 +31,7 @@ class NewJob:
     attempts: int
     name: str | None = None
     delay_seconds: float = 0.0
+    items: int | None = None  # a bulk job: how many items follow in `job_items`
 
 
 def enqueue(
@@ -50,6 +51,7 @@ def enqueue(
         "attempts_allowed": job.attempts,
         "attempts_made": 0,
         "run_after": now + timedelta(seconds=job.delay_seconds) if delayed else None,
+        "items": job.items,
         "created_at": now,
         "updated_at": now,
     }
@@ -207,6 +209,7 @@ def view(job: Job) -> JobView:
         result=job.result,
         error=job.error,
         run_after=job.run_after,
+        items=job.items,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

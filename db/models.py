@@ -344,6 +344,7 @@ class Job(Base):
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
     run_after: Mapped[datetime | None]  # a delayed job starts then
+    items: Mapped[int | None]  # a bulk job: how many items (`job_items`)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -362,3 +363,25 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class JobItem(Base):
+    """One item of a bulk job (DESIGN J4): the bulk workflow walks these with the step
+    workflow's pattern, the table as the cursor; each has its own status and retries."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (
+        UniqueConstraint("job_id", "seq"),
+        Index("ix_job_items_job_status", "job_id", "status", "id"),  # the next waiting items, in order
+        Index("ix_job_items_claim", "job_id", "claim_token"),  # a claim's retry finds its own items
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # its line in the items file, from 1
+    data: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # waiting | active | completed | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]

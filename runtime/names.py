@@ -21,6 +21,7 @@ CAMPAIGN_WORKFLOW = "CampaignWorkflow"
 MAILBOX_SYNC_WORKFLOW = "MailboxSyncWorkflow"
 JOB_WORKFLOW = "JobWorkflow"
 REPEAT_JOB_WORKFLOW = "RepeatJobWorkflow"
+BULK_JOB_WORKFLOW = "BulkJobWorkflow"
 INBOUND_QUEUE = "inbound"
 
 

@@ -92,6 +92,58 @@ class JobView(BaseModel):
     result: Any
     error: str | None
     run_after: datetime | None
+    items: int | None = None  # a bulk job's item count
+    item_counts: dict[str, int] | None = None  # a bulk job: completed, failed, pending
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class BulkJobInput(BaseModel):
+    """A bulk job's workflow (DESIGN J4): its row, how to run each item, where it stands."""
+
+    job_id: int
+    queue: str
+    attempts: int = Field(ge=1)
+    timeout_seconds: int = Field(ge=1)
+    window: int = Field(100, ge=1, le=1000)  # items in flight at once
+    task_queue_prefix: str = ""
+    claims: int = 0  # claims made by earlier runs: the next claim's token is unique
+
+
+class ClaimItemsInput(BaseModel):
+    job_id: int
+    limit: int
+    claim_token: str  # `<run id>:<claim number>`
+    take_over: bool = False  # also take items left active by another run (one that was lost)
+
+
+class ClaimItemsResult(BaseModel):
+    item_ids: list[int]
+    open_items: int  # waiting or active, after this claim
+
+
+class RunItemInput(BaseModel):
+    item_id: int
+    queue: str
+
+
+class FailItemInput(BaseModel):
+    item_id: int
+    job_id: int
+    queue: str
+    error_type: str
+    error: str
+    retry_state: str | None = None
+    now: datetime
+
+
+class FinishBulkInput(BaseModel):
+    job_id: int
+    queue: str
+    now: datetime
+
+
+class BulkOutcome(BaseModel):
+    completed: int
+    failed: int

@@ -119,6 +119,69 @@ def jobs_add(
         )
 
 
+@jobs_app.command("add-bulk")
+def jobs_add_bulk(
+    queue: Annotated[str, typer.Argument(help="The queue (see `outbound queues list`).")],
+    items: Annotated[str, typer.Option(help="A JSON Lines file (one JSON object per line), or - for stdin.")],
+    name: Annotated[str | None, typer.Option(help="The job's name (what kind of job it is).")] = None,
+    job_id: Annotated[str | None, typer.Option("--id", help="Your job id: the same id twice is one job.")] = None,
+    window: Annotated[int, typer.Option(min=1, max=1000, help="Items in flight at once.")] = 100,
+) -> None:
+    """One job over many items, each run (and retried) on its own; prints the job id."""
+    from starter.asyncio_bridge import run
+    from starter.job_producer import JobError
+
+    ctx = CliContext()
+    payload = _items(items)
+
+    async def go() -> Any:
+        producer = await _producer(ctx)
+        return await producer.add_bulk(queue, payload, name=name, job_key=job_id, window=window)
+
+    try:
+        enqueued = run(go())
+    except JobError as error:
+        raise UserError(str(error)) from None
+    job = enqueued.job
+    verb = "added to" if enqueued.created else "already exists in"
+    ctx.console.print(f"Bulk job {job.job_key} ({job.items:,} items) {verb} queue {job.queue} (row {job.id})")
+
+
+def _item_line(job: JobView) -> str:
+    counts = ", ".join(f"{count:,} {state}" for state, count in (job.item_counts or {}).items())
+    return f"Items: {job.items or 0:,} ({counts})"
+
+
+def _items(source: str) -> list[dict[str, Any]]:
+    """Every line a JSON object; any bad line refuses the whole file, naming the lines."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot read {source}: {error.strerror or error}") from None
+    items: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"line {number}: not valid JSON ({error.msg})")
+            continue
+        if not isinstance(item, dict):
+            problems.append(f"line {number}: a JSON object is expected, not {type(item).__name__}")
+            continue
+        items.append(item)
+    if problems:
+        shown = "\n".join(problems[:20]) + (f"\n… and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise UserError(f"{source}: nothing was added:\n{shown}")
+    if not items:
+        raise UserError(f"{source} holds no items")
+    return items
+
+
 @jobs_app.command("list")
 def jobs_list(
     queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
@@ -165,6 +228,14 @@ def jobs_show(
         f"Created {_time(found.created_at)}, started {_time(found.started_at)}, finished {_time(found.finished_at)}"
         + (f", runs after {_time(found.run_after)}" if found.run_after else ""),
         f"Data: {json.dumps(found.data, ensure_ascii=False)}",
+        *(
+            [
+                f"Items: {found.items:,}: "
+                + ", ".join(f"{count:,} {state}" for state, count in found.item_counts.items())
+            ]
+            if found.item_counts
+            else []
+        ),
         f"Progress: {json.dumps(found.progress)}",
         f"Result: {json.dumps(found.result, ensure_ascii=False)}",
         f"Last error: {found.error or '-'}",

@@ -25,11 +25,12 @@ from temporalio.service import RPCError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import close_job_letters
+from db.job_items import add_items, item_counts
 from db.jobs import NewJob, enqueue, find_job, reset_for_retry, view
 from db.models import Job
-from runtime.names import JOB_QUEUE, JOB_STATUS, JOB_WORKFLOW, job_queue, job_workflow_id
+from runtime.names import BULK_JOB_WORKFLOW, JOB_QUEUE, JOB_STATUS, JOB_WORKFLOW, job_queue, job_workflow_id
 from schemas.dead_letter_io import DeadLetterStatus
-from schemas.jobs import JobInput, JobOutcome, JobStatus, JobView
+from schemas.jobs import BulkJobInput, BulkOutcome, JobInput, JobOutcome, JobStatus, JobView
 from schemas.jobs_file import JobsFile, QueueSpec
 
 JOB_KEY_LIMIT = 200
@@ -93,6 +94,52 @@ class JobProducer:
             await self._start(job, spec, delay_seconds if created else _remaining_delay(job))
         return Enqueued(job, created)
 
+    async def add_bulk(
+        self,
+        queue: str,
+        items: list[dict[str, Any]],
+        *,
+        name: str | None = None,
+        job_key: str | None = None,
+        window: int = 100,
+    ) -> Enqueued:
+        """One job over many items (DESIGN J4): the items are written with the job, in one
+        transaction, and walked by `BulkJobWorkflow`; the same job id twice is one job."""
+        spec = self._queue(queue)
+        if not items:
+            raise JobError("a bulk job needs at least one item")
+        key = _checked_key(job_key) if job_key is not None else uuid.uuid4().hex
+        new = NewJob(queue, key, {}, spec.priority, spec.attempts, name=name, items=len(items))
+        with unit_of_work(self.sessions) as session:
+            now = datetime.now(UTC)
+            job_id, created = enqueue(session, new, now)
+            if created:
+                add_items(session, job_id, items, now)
+            job = view(session.get_one(Job, job_id))
+        if not job.status.finished:
+            await self.client.start_workflow(
+                BULK_JOB_WORKFLOW,
+                BulkJobInput(
+                    job_id=job.id,
+                    queue=queue,
+                    attempts=spec.attempts,
+                    timeout_seconds=spec.timeout_seconds,
+                    window=window,
+                    task_queue_prefix=self.prefix,
+                ),
+                id=job_workflow_id(queue, key, self.prefix),
+                task_queue=job_queue(queue, self.prefix),
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                priority=Priority(priority_key=job.priority),
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(JOB_QUEUE, queue), SearchAttributePair(JOB_STATUS, job.status.value)]
+                ),
+                static_summary=f"Bulk job {key} of queue {queue}: {len(items):,} items",
+                static_details=f"Row {job.id} of the jobs table; `outbound jobs show {job.id}` counts its items.",
+            )
+        return Enqueued(job, created)
+
     async def cancel(self, reference: str) -> JobView:
         job = self.get(reference)
         if job.status.finished:
@@ -111,6 +158,12 @@ class JobProducer:
         """A failed or cancelled job runs again under the same id, its attempts anew."""
         job = self.get(reference)
         spec = self._queue(job.queue)
+        if job.items:
+            raise JobError(
+                f"job {job.queue}/{job.job_key} is a bulk job: its failed items are dead letters, and a new"
+                " bulk job runs the items again",
+                "conflict",
+            )
         with unit_of_work(self.sessions) as session:
             now = datetime.now(UTC)
             close_job_letters(session, job.id, DeadLetterStatus.RESOLVED, now)
@@ -136,11 +189,20 @@ class JobProducer:
                 raise JobError(str(error)) from None
             if row is None:
                 raise JobError(f"no job {reference!r} (give its row id, QUEUE/JOB_ID or its job id)", "not_found")
-            return view(row)
+            job = view(row)
+            if row.items:
+                counts = item_counts(session, row.id)
+                done = {"completed": counts.completed, "failed": counts.failed, "pending": counts.pending}
+                job = job.model_copy(update={"item_counts": done})
+            return job
 
     def handle(self, job: JobView) -> WorkflowHandle[Any, JobOutcome]:
         workflow_id = job_workflow_id(job.queue, job.job_key, self.prefix)
         return self.client.get_workflow_handle(workflow_id, result_type=JobOutcome)
+
+    def bulk_handle(self, job: JobView) -> WorkflowHandle[Any, BulkOutcome]:
+        workflow_id = job_workflow_id(job.queue, job.job_key, self.prefix)
+        return self.client.get_workflow_handle(workflow_id, result_type=BulkOutcome)
 
     async def _start(
         self,

@@ -46,7 +46,7 @@ from schemas.jobs_file import JobsFile, QueueSpec
 from workflows.analytics import AnalyticsWorkflow
 from workflows.campaign import CampaignWorkflow
 from workflows.dead_letter_retry import DeadLetterRetryWorkflow
-from workflows.job import JobWorkflow, RepeatJobWorkflow
+from workflows.job import BulkJobWorkflow, JobWorkflow, RepeatJobWorkflow
 from workflows.mailbox_sync import MailboxSyncWorkflow
 from workflows.maintenance import FollowUpWorkflow, WarmupResetWorkflow
 from workflows.retention import RetentionWorkflow
@@ -249,8 +249,16 @@ def build_workers(
                 Worker(
                     client,
                     task_queue=job_queue(spec.name, prefix),
-                    workflows=[JobWorkflow, RepeatJobWorkflow],
-                    activities=[job_activities.run_job, job_activities.finish_job, job_activities.add_repeat_job],
+                    workflows=[JobWorkflow, RepeatJobWorkflow, BulkJobWorkflow],
+                    activities=[
+                        job_activities.run_job,
+                        job_activities.finish_job,
+                        job_activities.add_repeat_job,
+                        job_activities.claim_items,
+                        job_activities.run_item,
+                        job_activities.fail_item,
+                        job_activities.finish_bulk,
+                    ],
                     activity_executor=jobs_executor,
                     **job_limits,
                     **worker_options,

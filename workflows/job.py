@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.jobs import JobActivities
     from runtime.names import (
+        BULK_JOB_WORKFLOW,
         JOB_QUEUE,
         JOB_STATUS,
         JOB_WORKFLOW,
@@ -27,11 +28,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.jobs import (
         AddRepeatJobInput,
+        BulkJobInput,
+        BulkOutcome,
+        ClaimItemsInput,
+        FailItemInput,
+        FinishBulkInput,
         FinishJobInput,
         JobInput,
         JobOutcome,
         JobStatus,
         RepeatJobInput,
+        RunItemInput,
         RunJobInput,
     )
     from workflows.scheduled import scheduled_start
@@ -136,3 +143,121 @@ class RepeatJobWorkflow:
             ),
             static_summary=f"Job {added.job_key} of queue {request.queue}",
         )
+
+
+@workflow.defn(name=BULK_JOB_WORKFLOW)
+class BulkJobWorkflow:
+    """One job over many items (DESIGN J4), walked like a campaign step: the `job_items`
+    table is the cursor, a bounded window of item activities is in flight, each item has
+    its own retries (and a dead letter when they run out), and the run continues as new
+    before its history grows long. History holds item ids only."""
+
+    def __init__(self) -> None:
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+
+    @workflow.run
+    async def run(self, request: BulkJobInput) -> BulkOutcome:
+        self.request = request
+        queue = job_queue(request.queue, request.task_queue_prefix)
+        workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.ACTIVE.value)])
+        try:
+            return await self._walk(request, queue)
+        except asyncio.CancelledError:
+            await workflow.execute_activity_method(
+                JobActivities.finish_job,
+                FinishJobInput(
+                    job_id=request.job_id, queue=request.queue, status=JobStatus.CANCELLED, now=workflow.now()
+                ),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=FINISH_RETRY,
+                summary="bulk job cancelled",
+            )
+            workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.CANCELLED.value)])
+            raise
+
+    async def _walk(self, request: BulkJobInput, queue: str) -> BulkOutcome:
+        claims = request.claims
+        refill_at = request.window - max(1, request.window // 2)  # claim again once half the window is free
+        take_over = False
+        while True:
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(lambda: not self.in_flight)
+                workflow.continue_as_new(request.model_copy(update={"claims": claims}))
+            room = request.window - len(self.in_flight)
+            claims += 1
+            token = f"{workflow.info().run_id}:{claims}"
+            claimed = await workflow.execute_activity_method(
+                JobActivities.claim_items,
+                ClaimItemsInput(job_id=request.job_id, limit=room, claim_token=token, take_over=take_over),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=FINISH_RETRY,
+                summary=f"claim up to {room} items",
+            )
+            take_over = False
+            for item_id in claimed.item_ids:
+                self.in_flight[item_id] = asyncio.create_task(self._run_item(item_id))
+            if not self.in_flight and claimed.open_items == 0:
+                break
+            if not claimed.item_ids:
+                if self.in_flight:  # the last items are running: nothing more to claim until they end
+                    await workflow.wait_condition(lambda: not self.in_flight)
+                else:  # items left active by a run that was lost: take them over after a while
+                    await workflow.sleep(timedelta(seconds=request.timeout_seconds), summary="items claimed elsewhere")
+                    take_over = True
+                continue
+            await workflow.wait_condition(
+                lambda: len(self.in_flight) <= refill_at or workflow.info().is_continue_as_new_suggested()
+            )
+        outcome = await workflow.execute_activity_method(
+            JobActivities.finish_bulk,
+            FinishBulkInput(job_id=request.job_id, queue=request.queue, now=workflow.now()),
+            task_queue=queue,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=FINISH_RETRY,
+            summary="finish the bulk job",
+        )
+        workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.COMPLETED.value)])
+        workflow.set_current_details(f"{outcome.completed} items completed, {outcome.failed} failed")
+        return outcome
+
+    async def _run_item(self, item_id: int) -> None:
+        request = self.request
+        queue = job_queue(request.queue, request.task_queue_prefix)
+        try:
+            await workflow.execute_activity_method(
+                JobActivities.run_item,
+                RunItemInput(item_id=item_id, queue=request.queue),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(seconds=request.timeout_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=BACKOFF_FIRST,
+                    backoff_coefficient=2.0,
+                    maximum_interval=BACKOFF_MOST,
+                    maximum_attempts=request.attempts,
+                ),
+                summary=f"item {item_id}",
+            )
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise  # the bulk job was cancelled: the item is not a failure
+            cause = error.cause
+            await workflow.execute_activity_method(
+                JobActivities.fail_item,
+                FailItemInput(
+                    item_id=item_id,
+                    job_id=request.job_id,
+                    queue=request.queue,
+                    error_type=cause.type if isinstance(cause, ApplicationError) and cause.type else "ItemFailed",
+                    error=(str(cause) if cause else str(error))[:1000],
+                    retry_state=error.retry_state.name if error.retry_state else None,
+                    now=workflow.now(),
+                ),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=FINISH_RETRY,
+                summary=f"item {item_id} failed",
+            )
+        finally:
+            del self.in_flight[item_id]

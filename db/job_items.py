@@ -1,0 +1,140 @@
+"""The items of a bulk job (DESIGN J4): written once with the job, claimed in windows by
+the bulk workflow (the table is the cursor), each with its own attempts and outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.engine import changed_rows
+from db.models import Job, JobItem
+
+WAITING, ACTIVE, COMPLETED, FAILED = "waiting", "active", "completed", "failed"
+ITEM_BATCH = 5000
+
+
+def add_items(session: Session, job_id: int, items: list[dict[str, Any]], now: datetime) -> None:
+    for start in range(0, len(items), ITEM_BATCH):
+        rows = [
+            {
+                "job_id": job_id,
+                "seq": start + offset + 1,
+                "data": data,
+                "status": WAITING,
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for offset, data in enumerate(items[start : start + ITEM_BATCH])
+        ]
+        session.execute(insert(JobItem), rows)
+
+
+def claim_items(
+    session: Session, job_id: int, limit: int, claim_token: str, now: datetime, *, take_over: bool = False
+) -> list[int]:
+    """The next `limit` waiting items, now ACTIVE under `claim_token`; a retry of the same
+    claim (same token) gets the same items back instead of others. With `take_over`, items
+    left ACTIVE by another run (its token's run id differs) are taken too: only a run that
+    has nothing in flight asks, once nothing is waiting."""
+    earlier = list(
+        session.scalars(
+            select(JobItem.id).where(
+                JobItem.job_id == job_id, JobItem.claim_token == claim_token, JobItem.status == ACTIVE
+            )
+        )
+    )
+    if earlier or limit <= 0:
+        return sorted(earlier)
+    run = claim_token.split(":", 1)[0]
+    claimable = JobItem.status == WAITING
+    if take_over:
+        foreign = or_(JobItem.claim_token.is_(None), JobItem.claim_token.not_like(f"{run}:%"))
+        claimable = or_(claimable, and_(JobItem.status == ACTIVE, foreign))
+    ids = list(
+        session.scalars(select(JobItem.id).where(JobItem.job_id == job_id, claimable).order_by(JobItem.id).limit(limit))
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(JobItem)
+        .where(JobItem.id.in_(ids), JobItem.status.in_([WAITING, ACTIVE]))
+        .values(status=ACTIVE, claim_token=claim_token, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return ids
+
+
+def open_items(session: Session, job_id: int) -> int:
+    """Items not finished (waiting, or active under a claim)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(JobItem)
+            .where(JobItem.job_id == job_id, JobItem.status.in_([WAITING, ACTIVE]))
+        )
+        or 0
+    )
+
+
+def item_for_attempt(session: Session, item_id: int, attempt: int, now: datetime) -> tuple[JobItem, Job] | None:
+    """The item and its job for this attempt, or None when the item has finished."""
+    moved = changed_rows(
+        session.execute(
+            update(JobItem)
+            .where(JobItem.id == item_id, JobItem.status == ACTIVE)
+            .values(attempts=attempt, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if not moved:
+        return None
+    item = session.get_one(JobItem, item_id)
+    return item, session.get_one(Job, item.job_id)
+
+
+def finish_item(
+    session: Session, item_id: int, status: str, now: datetime, *, result: Any = None, error: str | None = None
+) -> bool:
+    return bool(
+        changed_rows(
+            session.execute(
+                update(JobItem)
+                .where(JobItem.id == item_id, JobItem.status == ACTIVE)
+                .values(status=status, result=result, error=error, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    )
+
+
+def note_item_error(session: Session, item_id: int, error: str, now: datetime) -> None:
+    session.execute(
+        update(JobItem)
+        .where(JobItem.id == item_id)
+        .values(error=error, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemCounts:
+    waiting: int = 0
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.waiting + self.active
+
+
+def item_counts(session: Session, job_id: int) -> ItemCounts:
+    rows = session.execute(
+        select(JobItem.status, func.count()).where(JobItem.job_id == job_id).group_by(JobItem.status)
+    ).all()
+    counts = {status: int(count) for status, count in rows}
+    return ItemCounts(counts.get(WAITING, 0), counts.get(ACTIVE, 0), counts.get(COMPLETED, 0), counts.get(FAILED, 0))

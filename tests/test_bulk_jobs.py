@@ -1,0 +1,74 @@
+"""Bulk jobs (DESIGN J4): one job over many items, walked with a bounded window and the
+table as the cursor, each item retried on its own and dead-lettered when it cannot be
+done, continuing as new as it goes (time-skipping server, the example feature service)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from db.job_dead_letters import list_job_letters
+from db.job_items import item_counts
+from domain.jobs_yaml import load_jobs_file
+from starter.job_producer import JobError, JobProducer
+from tests.jobs_support import FeatureService, feature_service, with_jobs, write_jobs_file
+from tests.support import Outbound
+
+pytestmark = pytest.mark.timeout(240)
+ITEMS = 2000
+
+
+@pytest.fixture
+async def service(outbound: Outbound, tmp_path: Path) -> AsyncIterator[tuple[FeatureService, JobProducer]]:
+    secret = with_jobs(outbound, write_jobs_file(tmp_path, "http://127.0.0.1:9"))
+    with feature_service(secret) as running:
+        jobs_file = write_jobs_file(tmp_path, running.url, slots=32, attempts=2)
+        with_jobs(outbound, jobs_file)
+        producer = JobProducer(outbound.client, outbound.sessions, load_jobs_file(jobs_file), outbound.prefix)
+        async with outbound.worker():
+            yield running, producer
+
+
+async def test_a_bulk_job_runs_every_item_once_retries_the_flaky_and_dead_letters_the_refused(
+    outbound: Outbound, service: tuple[FeatureService, JobProducer]
+) -> None:
+    running, producer = service
+    # Every 100th item is refused for good, every 37th fails once and then succeeds.
+    items = [
+        {"n": n} | ({"refuse": True} if n % 100 == 0 else {"fail_times": 1} if n % 37 == 0 else {})
+        for n in range(1, ITEMS + 1)
+    ]
+    added = await producer.add_bulk("enrich", items, name="refresh", job_key="batch-1", window=50)
+    assert added.created
+    again = await producer.add_bulk("enrich", items, job_key="batch-1")
+    assert not again.created, "the same id twice is one bulk job"
+    outcome = await asyncio.wait_for(producer.bulk_handle(added.job).result(), timeout=200)
+
+    refused = ITEMS // 100
+    assert outcome.model_dump() == {"completed": ITEMS - refused, "failed": refused}
+    with outbound.sessions() as session:
+        counts = item_counts(session, added.job.id)
+        letters = list_job_letters(session)
+    assert (counts.completed, counts.failed, counts.pending) == (ITEMS - refused, refused, 0)
+    assert len(letters) == refused
+    assert all(letter.error_type == "JobRefused" for letter in letters)
+    assert len(running.done) == ITEMS - refused, "each item's work done once"
+    flaky = [n for n in range(1, ITEMS + 1) if n % 37 == 0 and n % 100]
+    assert all(running.attempts[f"batch-1:{n}"] == 2 for n in flaky), "a flaky item retried on its own"
+    shown = producer.get("batch-1")
+    assert shown.status.value == "completed"
+    assert shown.item_counts == {"completed": ITEMS - refused, "failed": refused, "pending": 0}
+    assert shown.result == {"completed": ITEMS - refused, "failed": refused}
+    history = await producer.handle(added.job).fetch_history()
+    assert len(history.events) < 5000, "the walk continued as new; no run's history grows with the job"
+
+
+async def test_a_bulk_job_with_no_items_or_a_bad_queue_is_refused(service: tuple[FeatureService, JobProducer]) -> None:
+    _, producer = service
+    with pytest.raises(JobError, match="at least one item"):
+        await producer.add_bulk("enrich", [])
+    with pytest.raises(JobError, match="no queue named"):
+        await producer.add_bulk("ghost", [{}])
