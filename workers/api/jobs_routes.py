@@ -17,7 +17,7 @@ from starter.job_producer import JobError, JobProducer
 from workers.api.auth import api_key_guard
 from workers.api.temporal_link import TemporalSource, TemporalUnavailable
 
-_STATUS_OF = {"invalid": status.HTTP_422_UNPROCESSABLE_ENTITY, "not_found": 404, "conflict": 409}
+_STATUS_OF = {"invalid": 422, "not_found": 404, "conflict": 409}
 
 
 def jobs_router(settings: Settings, sessions: SessionFactory, temporal: TemporalSource | None) -> APIRouter:
