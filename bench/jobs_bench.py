@@ -63,7 +63,7 @@ console = Console()
 ONE_ACTIVITY_QUEUE = "bench-one-activity"
 
 
-@workflow.defn(name="BenchOneActivityWorkflow")
+@workflow.defn(name="BenchOneActivityWorkflow", sandboxed=False)  # the bench module imports the world
 class OneActivityWorkflow:
     """The reference for single jobs: a workflow that runs one no-op activity."""
 
