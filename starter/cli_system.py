@@ -129,8 +129,12 @@ def demo(
     ui_port: Annotated[
         int | None, typer.Option(help="Web UI port of the dev server it starts (default: gRPC port + 1000).")
     ] = None,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Run the job platform's demo instead: a feature service and five jobs.")
+    ] = False,
 ) -> None:
-    """Run the sample 3-step campaign end to end on the embedded defaults.
+    """Run the sample 3-step campaign end to end on the embedded defaults (or, with --jobs,
+    jobs delegated to the example feature service).
 
     Ctrl-C or SIGTERM stops it, and everything it started, at any moment (SIGTERM exits 0)."""
     from starter.demo import run_demo
@@ -139,7 +143,14 @@ def demo(
     ctx = CliContext()
     ctx.use_secret_key()
     with StopOnSigterm() as shutdown:
-        code = shutdown.run(run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port))
+        if jobs:
+            from starter.jobs_demo import run_jobs_demo
+
+            code = shutdown.run(run_jobs_demo(ctx.settings, ctx.console, home=home, ui_port=ui_port))
+        else:
+            code = shutdown.run(
+                run_demo(ctx.settings, ctx.console, keep_running=keep_running, home=home, ui_port=ui_port)
+            )
     raise typer.Exit(code)
 
 
