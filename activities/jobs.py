@@ -16,7 +16,15 @@ from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import write_job_letter
-from db.job_items import claim_items, finish_item, item_counts, item_for_attempt, note_item_error, open_items
+from db.job_items import (
+    claim_items,
+    finish_item,
+    item_counts,
+    item_for_attempt,
+    job_identity,
+    note_item_error,
+    open_items,
+)
 from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
 from db.models import Job, JobItem
 from handlers.base import JobFailed, JobHandler, JobRequest
@@ -54,6 +62,8 @@ class JobActivities:
         self.handlers = handlers
         self.jobs = jobs
         self.metrics = metrics
+        # A bulk job's id, queue and name never change: read once per job, not per item.
+        self._identities: dict[int, tuple[str, str, str | None]] = {}
 
     @activity.defn
     def add_repeat_job(self, request: AddRepeatJobInput) -> AddedRepeatJob:
@@ -151,11 +161,16 @@ class JobActivities:
         the job (`<job id>:<line>`) is the idempotency key the service sees."""
         attempt = activity.info().attempt
         with unit_of_work(self.sessions) as session:
-            found = item_for_attempt(session, request.item_id, attempt, _now())
-            if found is None:
+            item = item_for_attempt(session, request.item_id, attempt, _now())
+            if item is None:
                 return False
-            item, job = found
-            job_request = JobRequest(f"{job.job_key}:{item.seq}", job.queue, job.name, dict(item.data), attempt - 1)
+            identity = self._identities.get(item.job_id)
+            if identity is None:
+                if len(self._identities) >= 10_000:  # a long-lived worker: keep it small
+                    self._identities.clear()
+                identity = self._identities[item.job_id] = job_identity(session, item.job_id)
+        job_key, queue, name = identity
+        job_request = JobRequest(f"{job_key}:{item.seq}", queue, name, dict(item.data), attempt - 1)
         handler = self.handlers.get(request.queue)
         if handler is None:
             raise ApplicationError(

@@ -80,20 +80,29 @@ def open_items(session: Session, job_id: int) -> int:
     )
 
 
-def item_for_attempt(session: Session, item_id: int, attempt: int, now: datetime) -> tuple[JobItem, Job] | None:
-    """The item and its job for this attempt, or None when the item has finished."""
-    moved = changed_rows(
-        session.execute(
-            update(JobItem)
-            .where(JobItem.id == item_id, JobItem.status == ACTIVE)
-            .values(attempts=attempt, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if not moved:
-        return None
-    item = session.get_one(JobItem, item_id)
-    return item, session.get_one(Job, item.job_id)
+@dataclass(frozen=True, slots=True)
+class ItemAttempt:
+    job_id: int
+    seq: int
+    data: dict[str, Any]
+
+
+def item_for_attempt(session: Session, item_id: int, attempt: int, now: datetime) -> ItemAttempt | None:
+    """The item as this attempt runs it (one statement: the attempt counted, the item
+    read back), or None when the item has finished."""
+    row = session.execute(
+        update(JobItem)
+        .where(JobItem.id == item_id, JobItem.status == ACTIVE)
+        .values(attempts=attempt, updated_at=now)
+        .returning(JobItem.job_id, JobItem.seq, JobItem.data)
+    ).first()
+    return ItemAttempt(row[0], row[1], row[2]) if row is not None else None
+
+
+def job_identity(session: Session, job_id: int) -> tuple[str, str, str | None]:
+    """(job id, queue, name) of a job: what never changes, so callers may keep it."""
+    row = session.execute(select(Job.job_key, Job.queue, Job.name).where(Job.id == job_id)).one()
+    return row[0], row[1], row[2]
 
 
 def finish_item(
