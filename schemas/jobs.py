@@ -109,6 +109,9 @@ class BulkJobInput(BaseModel):
     window: int = Field(100, ge=1, le=1000)  # items in flight at once
     task_queue_prefix: str = ""
     claims: int = 0  # claims made by earlier runs: the next claim's token is unique
+    items: int = 0  # the job's item count, for the progress the Web UI shows
+    done: int = 0  # items finished by earlier runs (completed or failed)
+    failed: int = 0
 
 
 class ClaimItemsInput(BaseModel):

@@ -126,6 +126,7 @@ class JobProducer:
                     timeout_seconds=spec.timeout_seconds,
                     window=window,
                     task_queue_prefix=self.prefix,
+                    items=len(items),
                 ),
                 id=job_workflow_id(queue, key, self.prefix),
                 task_queue=job_queue(queue, self.prefix),

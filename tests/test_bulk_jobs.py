@@ -5,10 +5,12 @@ done, continuing as new as it goes (time-skipping server, the example feature se
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from db.job_dead_letters import list_job_letters
 from db.job_items import item_counts
@@ -46,7 +48,15 @@ async def test_a_bulk_job_runs_every_item_once_retries_the_flaky_and_dead_letter
     assert added.created
     again = await producer.add_bulk("enrich", items, job_key="batch-1")
     assert not again.created, "the same id twice is one bulk job"
-    outcome = await asyncio.wait_for(producer.bulk_handle(added.job).result(), timeout=200)
+    handle = producer.bulk_handle(added.job)
+    for _ in range(300):  # while it walks, the Web UI shows how far
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        if re.fullmatch(rf"[\d,]+ of {ITEMS:,} items done, \d+ failed", metadata.current_details):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"no progress in the current details: {metadata.current_details!r}")
+    outcome = await asyncio.wait_for(handle.result(), timeout=200)
 
     refused = ITEMS // 100
     assert outcome.model_dump() == {"completed": ITEMS - refused, "failed": refused}
@@ -63,6 +73,10 @@ async def test_a_bulk_job_runs_every_item_once_retries_the_flaky_and_dead_letter
     assert shown.status.value == "completed"
     assert shown.item_counts == {"completed": ITEMS - refused, "failed": refused, "pending": 0}
     assert shown.result == {"completed": ITEMS - refused, "failed": refused}
+    metadata = await producer.bulk_handle(added.job).query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert metadata.current_details == f"{ITEMS - refused:,} items completed, {refused:,} failed", (
+        "the Web UI's details"
+    )
     history = await producer.handle(added.job).fetch_history()
     assert len(history.events) < 5000, "the walk continued as new; no run's history grows with the job"
 

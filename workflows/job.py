@@ -154,10 +154,12 @@ class BulkJobWorkflow:
 
     def __init__(self) -> None:
         self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.done = self.failed = 0
 
     @workflow.run
     async def run(self, request: BulkJobInput) -> BulkOutcome:
         self.request = request
+        self.done, self.failed = request.done, request.failed
         queue = job_queue(request.queue, request.task_queue_prefix)
         workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.ACTIVE.value)])
         try:
@@ -183,7 +185,8 @@ class BulkJobWorkflow:
         while True:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(lambda: not self.in_flight)
-                workflow.continue_as_new(request.model_copy(update={"claims": claims}))
+                carried = {"claims": claims, "done": self.done, "failed": self.failed}
+                workflow.continue_as_new(request.model_copy(update=carried))
             room = request.window - len(self.in_flight)
             claims += 1
             token = f"{workflow.info().run_id}:{claims}"
@@ -219,12 +222,13 @@ class BulkJobWorkflow:
             summary="finish the bulk job",
         )
         workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.COMPLETED.value)])
-        workflow.set_current_details(f"{outcome.completed} items completed, {outcome.failed} failed")
+        workflow.set_current_details(f"{outcome.completed:,} items completed, {outcome.failed:,} failed")
         return outcome
 
     async def _run_item(self, item_id: int) -> None:
         request = self.request
         queue = job_queue(request.queue, request.task_queue_prefix)
+        failed = False
         try:
             await workflow.execute_activity_method(
                 JobActivities.run_item,
@@ -242,6 +246,7 @@ class BulkJobWorkflow:
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise  # the bulk job was cancelled: the item is not a failure
+            failed = True
             cause = error.cause
             await workflow.execute_activity_method(
                 JobActivities.fail_item,
@@ -261,3 +266,11 @@ class BulkJobWorkflow:
             )
         finally:
             del self.in_flight[item_id]
+        self._progress(failed=failed)
+
+    def _progress(self, *, failed: bool) -> None:
+        """The Web UI's current details: how far the walk is."""
+        self.done += 1
+        self.failed += failed
+        total = f" of {self.request.items:,}" if self.request.items else ""
+        workflow.set_current_details(f"{self.done:,}{total} items done, {self.failed:,} failed")
