@@ -13,7 +13,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -55,11 +54,11 @@ class InboundActivities:
             if error.kind is FailureKind.AUTH_REVOKED:
                 with unit_of_work(self.sessions) as session:
                     disable_sender(session, mailbox.id, f"{error.code or 'auth'}: {error}")
-                    self._record(session, mailbox.id, None, request.now, error=str(error))
+                    record_mailbox_sync(session, mailbox.id, None, request.now, error=str(error))
                 activity.logger.warning("mailbox %s disabled: %s", mailbox.id, error)
                 return SyncMailboxResult(state=MailboxState.DISABLED, detail=str(error))
             with unit_of_work(self.sessions) as session:
-                self._record(session, mailbox.id, None, request.now, error=str(error))
+                record_mailbox_sync(session, mailbox.id, None, request.now, error=str(error))
             raise ApplicationError(str(error), error.code, type="MailboxSyncFailed") from None
 
     def _sync(self, mailbox: _Mailbox, now: datetime) -> SyncMailboxResult:
@@ -100,7 +99,7 @@ class InboundActivities:
                 kinds[str(result.kind)] += 1
                 stopped += int(result.stopped)
         with unit_of_work(self.sessions) as session:
-            self._record(session, mailbox.id, cursor, now, seen=stored, full=full)
+            record_mailbox_sync(session, mailbox.id, cursor, now, seen=stored, full=full)
         if stored:
             activity.logger.info("mailbox %s: %s new messages %s", mailbox.id, stored, dict(kinds))
         return SyncMailboxResult(
@@ -135,16 +134,3 @@ class InboundActivities:
         with self.sessions() as session:
             row = gmail_mailbox_state(session, sender_id)
         return None if row is None else _Mailbox(*row)
-
-    @staticmethod
-    def _record(
-        session: Session,
-        sender_id: int,
-        history_id: str | None,
-        now: datetime,
-        *,
-        seen: int = 0,
-        full: bool = False,
-        error: str | None = None,
-    ) -> None:
-        record_mailbox_sync(session, sender_id, history_id, now, seen=seen, full=full, error=error)

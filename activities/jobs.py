@@ -95,24 +95,14 @@ class JobActivities:
                 row = session.get(Job, request.job_id)
                 return JobOutcome(status=JobStatus(row.status) if row else JobStatus.CANCELLED, attempts_made=attempt)
             job_request = JobRequest(job.job_key, job.queue, job.name, dict(job.data), attempt - 1)
-        handler = self.handlers.get(request.queue)
-        if handler is None:
-            raise ApplicationError(
-                f"queue {request.queue!r} is not in this worker's jobs file", type="QueueUnknown", non_retryable=True
-            )
+        handler = self._handler(request.queue)
         try:
             done = handler.run(job_request, lambda progress: self._progress(request.job_id, progress))
         except JobFailed as failure:
             with unit_of_work(self.sessions) as session:
                 record_failed_attempt(session, request.job_id, str(failure), failure.progress, attempt, _now())
             self.metrics.job(request.queue, "attempt_failed")
-            delay = timedelta(seconds=failure.retry_after) if failure.retry_after is not None else None
-            raise ApplicationError(
-                str(failure),
-                type=RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE,
-                non_retryable=not failure.retryable,
-                next_retry_delay=delay,
-            ) from None
+            raise _for_the_retry_policy(failure) from None
         with unit_of_work(self.sessions) as session:
             complete(session, request.job_id, done.result, done.progress, attempt, _now())
         self.metrics.job(request.queue, "completed")
@@ -171,24 +161,14 @@ class JobActivities:
                 identity = self._identities[item.job_id] = job_identity(session, item.job_id)
         job_key, queue, name = identity
         job_request = JobRequest(f"{job_key}:{item.seq}", queue, name, dict(item.data), attempt - 1)
-        handler = self.handlers.get(request.queue)
-        if handler is None:
-            raise ApplicationError(
-                f"queue {request.queue!r} is not in this worker's jobs file", type="QueueUnknown", non_retryable=True
-            )
+        handler = self._handler(request.queue)
         try:
             done = handler.run(job_request, lambda progress: activity.heartbeat())
         except JobFailed as failure:
             with unit_of_work(self.sessions) as session:
                 note_item_error(session, request.item_id, str(failure), _now())
             self.metrics.job(request.queue, "item_attempt_failed")
-            delay = timedelta(seconds=failure.retry_after) if failure.retry_after is not None else None
-            raise ApplicationError(
-                str(failure),
-                type=RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE,
-                non_retryable=not failure.retryable,
-                next_retry_delay=delay,
-            ) from None
+            raise _for_the_retry_policy(failure) from None
         with unit_of_work(self.sessions) as session:
             finish_item(session, request.item_id, "completed", _now(), result=done.result)
         self.metrics.job(request.queue, "item_completed")
@@ -216,10 +196,30 @@ class JobActivities:
         self.metrics.job(request.queue, "completed")
         return BulkOutcome(completed=counts.completed, failed=counts.failed)
 
+    def _handler(self, queue: str) -> JobHandler:
+        handler = self.handlers.get(queue)
+        if handler is None:
+            raise ApplicationError(
+                f"queue {queue!r} is not in this worker's jobs file", type="QueueUnknown", non_retryable=True
+            )
+        return handler
+
     def _progress(self, job_id: int, progress: Any) -> None:
         activity.heartbeat()
         with unit_of_work(self.sessions) as session:
             set_progress(session, job_id, progress, _now())
+
+
+def _for_the_retry_policy(failure: JobFailed) -> ApplicationError:
+    """A handler's failure as the activity raises it: retried with backoff (or after the
+    service's `Retry-After`), or not at all."""
+    delay = timedelta(seconds=failure.retry_after) if failure.retry_after is not None else None
+    return ApplicationError(
+        str(failure),
+        type=RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE,
+        non_retryable=not failure.retryable,
+        next_retry_delay=delay,
+    )
 
 
 def _now() -> datetime:

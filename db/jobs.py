@@ -7,6 +7,7 @@ state already moved and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,14 +185,16 @@ def list_jobs(
     return list(session.scalars(query))
 
 
-def queue_counts(session: Session) -> dict[str, dict[str, int]]:
-    """Jobs per queue and status, in one grouped query (DESIGN J6)."""
-    counts: dict[str, dict[str, int]] = {}
+def queue_counts(session: Session, queues: Sequence[str] = ()) -> dict[str, dict[str, int]]:
+    """Jobs per queue and status, in one grouped query (DESIGN J6): every status, zeros
+    included, for `queues` (in that order) and for any other queue that has jobs."""
+    found: dict[str, dict[str, int]] = {}
     for queue, status, count in session.execute(
         select(Job.queue, Job.status, func.count()).group_by(Job.queue, Job.status)
     ):
-        counts.setdefault(queue, {})[status] = int(count)
-    return counts
+        found.setdefault(queue, {})[status] = int(count)
+    names = [*queues, *sorted(set(found) - set(queues))]
+    return {name: {state.value: found.get(name, {}).get(state.value, 0) for state in JobStatus} for name in names}
 
 
 def view(job: Job) -> JobView:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from db.api_keys import ApiKeyError, create_key, list_keys, revoke_key
 from db.engine import unit_of_work
+from starter.cli_text import utc_time
 from starter.context import CliContext, UserError
 
 api_keys_app = typer.Typer(help="Bearer keys for the app's HTTP API (/v1).", no_args_is_help=True)
@@ -38,8 +39,8 @@ def list_command() -> None:
         keys = list_keys(session)
     table = Table("Name", "Key starts", "Created (UTC)", "Last used (UTC)", "Revoked (UTC)")
     for key in keys:
-        table.add_row(*(Text(value) for value in (key.name, key.key_prefix + "…", _time(key.created_at),
-                                                   _time(key.last_used_at), _time(key.revoked_at))))  # fmt: skip
+        table.add_row(*(Text(value) for value in (key.name, key.key_prefix + "…", utc_time(key.created_at),
+                                                   utc_time(key.last_used_at), utc_time(key.revoked_at))))  # fmt: skip
     ctx.console.print(table)
 
 
@@ -53,7 +54,3 @@ def revoke(name: KeyName) -> None:
     except ApiKeyError as error:
         raise UserError(str(error)) from None
     ctx.console.print(f"API key {name!r} revoked", highlight=False)
-
-
-def _time(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"

@@ -18,7 +18,6 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from db.contacts_repo import (
     KNOWN_PROVIDERS,
@@ -39,6 +38,7 @@ from db.models import Sender
 from db.warmup import sender_ramp
 from domain.contacts_csv import ContactCsv, ContactRecord, CsvFileError, RowError, open_contacts_csv
 from schemas.enums import Channel, SkipReason
+from starter.cli_text import cells
 from starter.context import CliContext, UserError
 
 contacts_app = typer.Typer(help="Import, list and stop contacts.", no_args_is_help=True)
@@ -186,8 +186,8 @@ def list_(
     for contact in contacts:
         name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
         table.add_row(
-            *_cells(contact.id, contact.email, contact.phone, name, contact.company, contact.timezone),
-            *_cells(contact.stopped_reason),
+            *cells(contact.id, contact.email, contact.phone, name, contact.company, contact.timezone),
+            *cells(contact.stopped_reason),
         )
     ctx.console.print(table)
 
@@ -216,7 +216,7 @@ def suppress_list() -> None:
         rows = list_suppressions(session)
     table = Table("Kind", "Value", "Reason", "Added (UTC)", title=f"Suppressions: {len(rows)}", title_justify="left")
     for row in rows:
-        table.add_row(*_cells(row.kind, row.value, row.reason, f"{row.created_at:%Y-%m-%d %H:%M}"))
+        table.add_row(*cells(row.kind, row.value, row.reason, f"{row.created_at:%Y-%m-%d %H:%M}"))
     ctx.console.print(table)
 
 
@@ -258,8 +258,8 @@ def senders_list() -> None:
         ramp = sender_ramp(sender)
         limit = ramp.limit_on(today) if ramp else sender.daily_limit
         table.add_row(
-            *_cells(sender.id, sender.channel, sender.address, sender.provider, limit),
-            *_cells(sent_today, sender.timezone, _status(sender), _warmup(sender)),
+            *cells(sender.id, sender.channel, sender.address, sender.provider, limit),
+            *cells(sent_today, sender.timezone, _status(sender), _warmup(sender)),
         )
     ctx.console.print(table)
 
@@ -277,8 +277,3 @@ def _warmup(sender: Sender) -> str:
     if ramp is None:
         return ""
     return f"{ramp.describe()}; today {ramp.limit_on(datetime.now(ZoneInfo(sender.timezone)).date())}"
-
-
-def _cells(*values: object) -> list[Text]:
-    """Table cells as plain text: contact data must never be read as Rich markup."""
-    return [Text("" if value is None else str(value)) for value in values]

@@ -21,6 +21,7 @@ from db.dead_letters import (
 from db.engine import unit_of_work
 from db.job_dead_letters import JobLetter, close_job_letters, job_letter, list_job_letters
 from schemas.dead_letter_io import DeadLetterStatus
+from starter.cli_text import cells, utc_time
 from starter.context import CliContext, UserError
 
 if TYPE_CHECKING:
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 dlq_app = typer.Typer(help="Executions that failed for good: inspect, retry or discard them.", no_args_is_help=True)
 
 LetterId = Annotated[int, typer.Argument(help="The dead letter's id (from `dlq list`).")]
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 @dlq_app.command("list")
@@ -68,7 +65,7 @@ def list_command(
             letter.error_type,
             str(letter.attempts),
             letter.status,
-            _when(letter.created_at),
+            utc_time(letter.created_at),
         )
     ctx.console.print(table)
 
@@ -78,8 +75,8 @@ def _print_job_letters(ctx: CliContext, letters: list[JobLetter]) -> None:
     table.title = "Dead letters of jobs"
     for letter in letters:
         table.add_row(
-            *_cells(letter.id, letter.queue, letter.job_key, letter.job_status, letter.error_type, letter.attempts),
-            *_cells(letter.status, _when(letter.created_at)),
+            *cells(letter.id, letter.queue, letter.job_key, letter.job_status, letter.error_type, letter.attempts),
+            *cells(letter.status, utc_time(letter.created_at)),
         )
     ctx.console.print(table)
 
@@ -107,8 +104,8 @@ def _render_job_letter(letter: JobLetter) -> Table:
         ("error", letter.error or "(purged by retention)"),
         ("attempts", str(letter.attempts)),
         ("why retries stopped", letter.retry_state or "-"),
-        ("created", _when(letter.created_at)),
-        ("resolved", _when(letter.resolved_at)),
+        ("created", utc_time(letter.created_at)),
+        ("resolved", utc_time(letter.resolved_at)),
     ):
         table.add_row(name, Text(value))
     return table
@@ -123,8 +120,8 @@ def _render(detail: DeadLetterDetail) -> Table:
         ("error type", letter.error_type),
         ("error", detail.error or "(purged by retention)"),
         ("attempts", str(letter.attempts)),
-        ("created", _when(letter.created_at)),
-        ("resolved", _when(detail.resolved_at)),
+        ("created", utc_time(letter.created_at)),
+        ("resolved", utc_time(detail.resolved_at)),
         ("campaign", f"{letter.campaign_id} · {detail.campaign_name} · {detail.campaign_status}"),
         ("step", f"{letter.step_position} ({letter.channel})"),
         ("contact", str(letter.contact_id)),
@@ -133,7 +130,7 @@ def _render(detail: DeadLetterDetail) -> Table:
     if detail.skip_reason:
         rows.append(("skip reason", detail.skip_reason))
     if detail.sent_at:
-        rows.append(("sent", _when(detail.sent_at)))
+        rows.append(("sent", utc_time(detail.sent_at)))
     if detail.execution_error and detail.execution_error != f"{letter.error_type}: {detail.error}":
         rows.append(("execution error", detail.execution_error))
     for name, value in rows:
@@ -213,10 +210,6 @@ def _retry_job_letter(ctx: CliContext, letter: JobLetter) -> None:
     except JobError as error:
         raise UserError(str(error)) from None
     ctx.console.print(f"Dead letter {letter.id}: job {letter.queue}/{letter.job_key} runs again; letter resolved")
-
-
-def _cells(*values: object) -> list[Text]:
-    return [Text("" if value is None else str(value)) for value in values]
 
 
 async def _start(ctx: CliContext, dead_letter_id: int, wait: bool) -> tuple[str, DeadLetterRetryResult | None]:

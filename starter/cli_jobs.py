@@ -13,6 +13,7 @@ from rich.text import Text
 
 from domain.durations import parse_seconds
 from schemas.jobs import JobStatus, JobView
+from starter.cli_text import cells, utc_time
 from starter.context import CliContext, UserError
 
 queues_app = typer.Typer(help="Job queues declared in OUTBOUND_JOBS_FILE.", no_args_is_help=True)
@@ -29,8 +30,8 @@ def queues_list() -> None:
     for queue in jobs.queues:
         rate = f"{queue.rate_limit:g}/s" if queue.rate_limit else "none"
         table.add_row(
-            *_cells(queue.name, queue.handler, queue.endpoint or "", queue.slots, rate, queue.timeout),
-            *_cells(queue.attempts, queue.priority),
+            *cells(queue.name, queue.handler, queue.endpoint or "", queue.slots, rate, queue.timeout),
+            *cells(queue.attempts, queue.priority),
         )
     ctx.console.print(table)
 
@@ -43,17 +44,13 @@ def queues_stats(as_json: Annotated[bool, typer.Option("--json", help="The count
     ctx = CliContext()
     jobs = ctx.jobs_file(required=False)
     with ctx.sessions() as session:
-        counts = queue_counts(session)
-    names = [queue.name for queue in jobs.queues] if jobs else []
-    names += sorted(set(counts) - set(names))
-    states = list(JobStatus)
+        counts = queue_counts(session, [queue.name for queue in jobs.queues] if jobs else [])
     if as_json:
-        every = {name: {state.value: counts.get(name, {}).get(state.value, 0) for state in states} for name in names}
-        ctx.console.print_json(json.dumps(every))
+        ctx.console.print_json(json.dumps(counts))
         return
-    table = Table("Queue", *(state.value for state in states))
-    for name in names:
-        table.add_row(*_cells(name, *(counts.get(name, {}).get(state.value, 0) for state in states)))
+    table = Table("Queue", *(state.value for state in JobStatus))
+    for name, by_state in counts.items():
+        table.add_row(*cells(name, *by_state.values()))
     ctx.console.print(table)
 
 
@@ -197,8 +194,8 @@ def jobs_list(
     table = Table("Row", "Queue", "Job id", "Name", "Status", "Attempts", "Created (UTC)", "Finished (UTC)")
     for job in jobs:
         table.add_row(
-            *_cells(job.id, job.queue, job.job_key, job.name, job.status.value),
-            *_cells(f"{job.attempts_made}/{job.attempts_allowed}", _time(job.created_at), _time(job.finished_at)),
+            *cells(job.id, job.queue, job.job_key, job.name, job.status.value),
+            *cells(f"{job.attempts_made}/{job.attempts_allowed}", utc_time(job.created_at), utc_time(job.finished_at)),
         )
     ctx.console.print(table)
 
@@ -225,8 +222,9 @@ def jobs_show(
         f"Job {found.job_key} (row {found.id}) in queue {found.queue}" + (f": {found.name}" if found.name else ""),
         f"Status: {found.status.value}, {found.attempts_made} of {found.attempts_allowed} attempts made,"
         f" priority {found.priority}",
-        f"Created {_time(found.created_at)}, started {_time(found.started_at)}, finished {_time(found.finished_at)}"
-        + (f", runs after {_time(found.run_after)}" if found.run_after else ""),
+        f"Created {utc_time(found.created_at)}, started {utc_time(found.started_at)},"
+        f" finished {utc_time(found.finished_at)}"
+        + (f", runs after {utc_time(found.run_after)}" if found.run_after else ""),
         f"Data: {json.dumps(found.data, ensure_ascii=False)}",
         *(
             [
@@ -321,12 +319,3 @@ def _web_ui_link(ctx: CliContext, job: JobView) -> str:
 
     workflow_id = job_workflow_id(job.queue, job.job_key, ctx.settings.task_queue_prefix)
     return f"{ctx.settings.web_ui_url.rstrip('/')}/namespaces/{ctx.settings.temporal_namespace}/workflows/{workflow_id}"
-
-
-def _time(moment: Any) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
-
-
-def _cells(*values: object) -> list[Text]:
-    """Table cells as plain text: job data must never be read as Rich markup."""
-    return [Text("" if value is None else str(value)) for value in values]

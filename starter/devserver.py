@@ -33,6 +33,14 @@ def port_open(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+def free_port() -> int:
+    """A local TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def start_dev_server(
     home: Path, *, port: int = 7233, ui_port: int = 8233, namespace: str = "default", log: Path | None = None
 ) -> subprocess.Popen[bytes]:

@@ -128,14 +128,7 @@ class JobProducer:
                     task_queue_prefix=self.prefix,
                     items=len(items),
                 ),
-                id=job_workflow_id(queue, key, self.prefix),
-                task_queue=job_queue(queue, self.prefix),
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                priority=Priority(priority_key=job.priority),
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(JOB_QUEUE, queue), SearchAttributePair(JOB_STATUS, job.status.value)]
-                ),
+                **self._placement(job, WorkflowIDReusePolicy.REJECT_DUPLICATE),
                 static_summary=f"Bulk job {key} of queue {queue}: {len(items):,} items",
                 static_details=f"Row {job.id} of the jobs table; `outbound jobs show {job.id}` counts its items.",
             )
@@ -221,18 +214,25 @@ class JobProducer:
                 timeout_seconds=spec.timeout_seconds,
                 task_queue_prefix=self.prefix,
             ),
-            id=job_workflow_id(job.queue, job.job_key, self.prefix),
-            task_queue=job_queue(job.queue, self.prefix),
-            id_reuse_policy=reuse,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **self._placement(job, reuse),
             start_delay=timedelta(seconds=delay_seconds) if delay_seconds > 0 else None,
-            priority=Priority(priority_key=job.priority),
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(JOB_QUEUE, job.queue), SearchAttributePair(JOB_STATUS, job.status.value)]
-            ),
             static_summary=f"Job {job.job_key} of queue {job.queue}" + (f" ({job.name})" if job.name else ""),
             static_details=f"Row {job.id} of the jobs table; `outbound jobs show {job.id}` has its data and result.",
         )
+
+    def _placement(self, job: JobView, reuse: WorkflowIDReusePolicy) -> dict[str, Any]:
+        """What every job workflow is started with: its id (an existing run is used, so a
+        start is idempotent), its queue's task queue, its priority, its search attributes."""
+        return {
+            "id": job_workflow_id(job.queue, job.job_key, self.prefix),
+            "task_queue": job_queue(job.queue, self.prefix),
+            "id_reuse_policy": reuse,
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "priority": Priority(priority_key=job.priority),
+            "search_attributes": TypedSearchAttributes(
+                [SearchAttributePair(JOB_QUEUE, job.queue), SearchAttributePair(JOB_STATUS, job.status.value)]
+            ),
+        }
 
     def _queue(self, name: str) -> QueueSpec:
         try:

@@ -10,7 +10,6 @@ they are done. Ctrl-C or SIGTERM stops everything it started.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from runtime.names import job_queue
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from runtime.temporal import connect
-from starter.devserver import port_open, start_dev_server, stop
+from starter.devserver import free_port, port_open, start_dev_server, stop
 from starter.job_producer import JobProducer
 from workers.worker import build_workers
 
@@ -104,13 +103,6 @@ async def _demo(settings: Settings, console: Console, home: Path, endpoint: str,
         await workers.shutdown()
         await asyncio.gather(running, return_exceptions=True)
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class _FeatureService:

@@ -4,16 +4,10 @@ BullMQ's `getJobCounts` does."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from db.engine import SessionFactory
 from db.jobs import queue_counts
 from runtime.metrics import OutboundMetrics
-from schemas.jobs import JobStatus
-
-log = logging.getLogger("outbound.worker")
-SAMPLE_SECONDS = 15.0
+from workers.sampling import SAMPLE_SECONDS, sample_every
 
 
 class JobCountSampler:
@@ -24,17 +18,11 @@ class JobCountSampler:
 
     def sample(self) -> None:
         with self.sessions() as session:
-            counts = queue_counts(session)
+            counts = queue_counts(session, self.queues)
         for queue in self.queues:
-            for status in JobStatus:
-                self.metrics.jobs_in_state(queue, status.value, counts.get(queue, {}).get(status.value, 0))
+            for status, count in counts[queue].items():
+                self.metrics.jobs_in_state(queue, status, count)
 
     async def run(self, interval: float = SAMPLE_SECONDS) -> None:
-        """Until cancelled; a failed sample (database briefly down) is logged and retried."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await loop.run_in_executor(None, self.sample)
-            except Exception as error:
-                log.warning("job count sample failed: %s", type(error).__name__)
-            await asyncio.sleep(interval)
+        """Until cancelled (`workers.sampling.sample_every`)."""
+        await sample_every(self.sample, "job count", interval)

@@ -9,8 +9,6 @@ serves metrics and polls the inbound queue samples every active Gmail mailbox's
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -18,9 +16,7 @@ from sqlalchemy import select
 from db.engine import SessionFactory
 from db.models import MailboxSync, Sender
 from runtime.metrics import OutboundMetrics
-
-log = logging.getLogger("outbound.metrics")
-SAMPLE_SECONDS = 15.0
+from workers.sampling import SAMPLE_SECONDS, sample_every
 
 
 class MailboxLagSampler:
@@ -43,11 +39,5 @@ class MailboxLagSampler:
         return len(rows)
 
     async def run(self, interval: float = SAMPLE_SECONDS) -> None:
-        """Until cancelled; a failed sample (database briefly down) is logged and retried."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await loop.run_in_executor(None, self.sample)
-            except Exception as error:
-                log.warning("mailbox sync lag sample failed: %s", type(error).__name__)
-            await asyncio.sleep(interval)
+        """Until cancelled (`workers.sampling.sample_every`)."""
+        await sample_every(self.sample, "mailbox sync lag", interval)

@@ -10,7 +10,7 @@ from db.engine import SessionFactory
 from db.jobs import queue_counts
 from domain.jobs_yaml import load_jobs_file
 from runtime.settings import Settings
-from schemas.jobs import JobStatus, JobView
+from schemas.jobs import JobView
 from schemas.jobs_api import AddJobRequest, AddJobResponse, QueueStats
 from schemas.jobs_file import JobsFile
 from starter.job_producer import JobError, JobProducer
@@ -77,9 +77,11 @@ def jobs_router(settings: Settings, sessions: SessionFactory, temporal: Temporal
 
     @router.get("/queues", response_model=list[QueueStats])
     async def queues() -> list[QueueStats]:
+        names = [queue.name for queue in jobs.queues] if jobs else []
+
         def counted() -> dict[str, dict[str, int]]:
             with sessions() as session:
-                return queue_counts(session)
+                return queue_counts(session, names)
 
         counts = await run_in_threadpool(counted)
         return [
@@ -90,7 +92,7 @@ def jobs_router(settings: Settings, sessions: SessionFactory, temporal: Temporal
                 rate_limit=queue.rate_limit,
                 attempts=queue.attempts,
                 priority=queue.priority,
-                counts={state.value: counts.get(queue.name, {}).get(state.value, 0) for state in JobStatus},
+                counts=counts[queue.name],
             )
             for queue in (jobs.queues if jobs else [])
         ]
