@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import write_job_letter
 from db.job_items import (
+    ItemAttempt,
     claim_items,
     finish_item,
     item_counts,
@@ -27,7 +29,7 @@ from db.job_items import (
 )
 from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
 from db.models import Job, JobItem
-from handlers.base import JobFailed, JobHandler, JobRequest
+from handlers.base import JobDone, JobFailed, JobHandler, JobRequest, ProgressReport
 from runtime.metrics import NO_METRICS, OutboundMetrics
 from schemas.jobs import (
     AddedRepeatJob,
@@ -38,9 +40,12 @@ from schemas.jobs import (
     FailItemInput,
     FinishBulkInput,
     FinishJobInput,
+    ItemRetry,
     JobOutcome,
     JobStatus,
     RunItemInput,
+    RunItemsInput,
+    RunItemsResult,
     RunJobInput,
 )
 from schemas.jobs_file import JobsFile
@@ -149,42 +154,102 @@ class JobActivities:
     def run_item(self, request: RunItemInput) -> bool:
         """One attempt at one item, through the queue's handler; the item's own id within
         the job (`<job id>:<line>`) is the idempotency key the service sees."""
-        attempt = activity.info().attempt
+        attempt = activity.info().attempt + request.attempts_before
         with unit_of_work(self.sessions) as session:
             item = item_for_attempt(session, request.item_id, attempt, _now())
             if item is None:
                 return False
-            identity = self._identities.get(item.job_id)
-            if identity is None:
-                if len(self._identities) >= 10_000:  # a long-lived worker: keep it small
-                    self._identities.clear()
-                identity = self._identities[item.job_id] = job_identity(session, item.job_id)
-        job_key, queue, name = identity
-        job_request = JobRequest(f"{job_key}:{item.seq}", queue, name, dict(item.data), attempt - 1)
-        handler = self._handler(request.queue)
+            job_request = self._item_request(session, item)
         try:
-            done = handler.run(job_request, lambda progress: activity.heartbeat())
+            done = self._handler(request.queue).run(job_request, lambda progress: activity.heartbeat())
         except JobFailed as failure:
             with unit_of_work(self.sessions) as session:
                 note_item_error(session, request.item_id, str(failure), _now())
             self.metrics.job(request.queue, "item_attempt_failed")
             raise _for_the_retry_policy(failure) from None
-        with unit_of_work(self.sessions) as session:
-            finish_item(session, request.item_id, "completed", _now(), result=done.result)
-        self.metrics.job(request.queue, "item_completed")
+        self._item_completed(request.item_id, request.queue, done)
         return True
+
+    @activity.defn
+    def run_items(self, request: RunItemsInput) -> RunItemsResult:
+        """A batch of items, one after another, each with its own outcome: completed, failed
+        for good (refused, or out of attempts: its dead letter written here), or handed back
+        to be retried on its own with backoff, so one item's failure never repeats the rest.
+        The heartbeat carries how far the batch got: a retry after a crash starts there, and
+        an item that had finished is skipped by its status anyway."""
+        handler = self._handler(request.queue)
+        details = activity.info().heartbeat_details
+        start = int(details[0]) if details else 0
+        result = RunItemsResult()
+        for position in range(start, len(request.item_ids)):
+            item_id = request.item_ids[position]
+            with unit_of_work(self.sessions) as session:
+                item = item_for_attempt(session, item_id, None, _now())
+                job_request = self._item_request(session, item) if item is not None else None
+            if item is None or job_request is None:
+                continue
+            try:
+                done = handler.run(job_request, _heartbeat_at(position))
+            except JobFailed as failure:
+                self.metrics.job(request.queue, "item_attempt_failed")
+                if failure.retryable and item.attempts < request.attempts:
+                    with unit_of_work(self.sessions) as session:
+                        note_item_error(session, item_id, str(failure), _now())
+                    result.retries.append(ItemRetry(item_id=item_id, attempts_made=item.attempts,
+                                                    retry_after_seconds=failure.retry_after))  # fmt: skip
+                else:
+                    error_type = RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE
+                    retry_state = "MAXIMUM_ATTEMPTS_REACHED" if failure.retryable else "NON_RETRYABLE_FAILURE"
+                    self._item_failed(item_id, request.job_id, request.queue, error_type, str(failure), retry_state)
+                    result.failed += 1
+            else:
+                self._item_completed(item_id, request.queue, done)
+                result.completed += 1
+            activity.heartbeat(position + 1)
+        return result
 
     @activity.defn
     def fail_item(self, request: FailItemInput) -> None:
         """An item that failed for good: its status, and a dead letter naming its job."""
+        self._item_failed(
+            request.item_id, request.job_id, request.queue, request.error_type, request.error,
+            request.retry_state, request.now,
+        )  # fmt: skip
+
+    def _item_request(self, session: Session, item: ItemAttempt) -> JobRequest:
+        """What the handler gets for an item: its id within the job (`<job id>:<line>`),
+        the service's idempotency key. A bulk job's id, queue and name never change: read
+        once per job, not per item."""
+        identity = self._identities.get(item.job_id)
+        if identity is None:
+            if len(self._identities) >= 10_000:  # a long-lived worker: keep it small
+                self._identities.clear()
+            identity = self._identities[item.job_id] = job_identity(session, item.job_id)
+        job_key, queue, name = identity
+        return JobRequest(f"{job_key}:{item.seq}", queue, name, dict(item.data), item.attempts - 1)
+
+    def _item_completed(self, item_id: int, queue: str, done: JobDone) -> None:
         with unit_of_work(self.sessions) as session:
-            if finish_item(session, request.item_id, "failed", request.now, error=request.error):
-                item = session.get_one(JobItem, request.item_id)
-                error = f"item {item.seq}: {request.error}"
-                write_job_letter(
-                    session, request.job_id, request.error_type, error, item.attempts, request.retry_state, request.now
-                )
-                self.metrics.job(request.queue, "item_failed")
+            finish_item(session, item_id, "completed", _now(), result=done.result)
+        self.metrics.job(queue, "item_completed")
+
+    def _item_failed(
+        self,
+        item_id: int,
+        job_id: int,
+        queue: str,
+        error_type: str,
+        error: str,
+        retry_state: str | None,
+        now: datetime | None = None,
+    ) -> None:
+        now = now or _now()
+        with unit_of_work(self.sessions) as session:
+            if finish_item(session, item_id, "failed", now, error=error[:1000]):
+                item = session.get_one(JobItem, item_id)
+                letter = f"item {item.seq}: {error[:1000]}"
+                write_job_letter(session, job_id, error_type, letter, item.attempts, retry_state, now)
+                self.metrics.job(queue, "item_failed")
 
     @activity.defn
     def finish_bulk(self, request: FinishBulkInput) -> BulkOutcome:
@@ -208,6 +273,15 @@ class JobActivities:
         activity.heartbeat()
         with unit_of_work(self.sessions) as session:
             set_progress(session, job_id, progress, _now())
+
+
+def _heartbeat_at(position: int) -> ProgressReport:
+    """A batch's heartbeat while an item runs: the batch resumes at this item after a crash."""
+
+    def report(progress: Any) -> None:
+        activity.heartbeat(position)
+
+    return report
 
 
 def _for_the_retry_policy(failure: JobFailed) -> ApplicationError:

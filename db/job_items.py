@@ -85,18 +85,21 @@ class ItemAttempt:
     job_id: int
     seq: int
     data: dict[str, Any]
+    attempts: int  # this attempt's number
 
 
-def item_for_attempt(session: Session, item_id: int, attempt: int, now: datetime) -> ItemAttempt | None:
+def item_for_attempt(session: Session, item_id: int, attempt: int | None, now: datetime) -> ItemAttempt | None:
     """The item as this attempt runs it (one statement: the attempt counted, the item
-    read back), or None when the item has finished."""
+    read back), or None when the item has finished. `attempt` None: the one after the
+    item's last (a batch does not know how often a crashed run of it got to the item)."""
+    counted = JobItem.attempts + 1 if attempt is None else attempt
     row = session.execute(
         update(JobItem)
         .where(JobItem.id == item_id, JobItem.status == ACTIVE)
-        .values(attempts=attempt, updated_at=now)
-        .returning(JobItem.job_id, JobItem.seq, JobItem.data)
+        .values(attempts=counted, updated_at=now)
+        .returning(JobItem.job_id, JobItem.seq, JobItem.data, JobItem.attempts)
     ).first()
-    return ItemAttempt(row[0], row[1], row[2]) if row is not None else None
+    return ItemAttempt(row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 def job_identity(session: Session, job_id: int) -> tuple[str, str, str | None]:

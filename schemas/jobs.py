@@ -107,6 +107,7 @@ class BulkJobInput(BaseModel):
     attempts: int = Field(ge=1)
     timeout_seconds: int = Field(ge=1)
     window: int = Field(100, ge=1, le=1000)  # items in flight at once
+    batch: int = Field(1, ge=1, le=100)  # items per activity; 1: an activity per item, as runs before batches did
     task_queue_prefix: str = ""
     claims: int = 0  # claims made by earlier runs: the next claim's token is unique
     items: int = 0  # the job's item count, for the progress the Web UI shows
@@ -129,6 +130,30 @@ class ClaimItemsResult(BaseModel):
 class RunItemInput(BaseModel):
     item_id: int
     queue: str
+    attempts_before: int = 0  # attempts a batch made at the item before this activity's retries took over
+
+
+class RunItemsInput(BaseModel):
+    """A batch of a bulk job's items, run one after another in one activity."""
+
+    job_id: int
+    queue: str
+    item_ids: list[int]
+    attempts: int = Field(ge=1)  # each item's attempts: a retryable failure with none left is final
+
+
+class ItemRetry(BaseModel):
+    """An item of a batch that failed and may be tried again, on its own."""
+
+    item_id: int
+    attempts_made: int
+    retry_after_seconds: float | None = None  # the service's `Retry-After`
+
+
+class RunItemsResult(BaseModel):
+    completed: int = 0
+    failed: int = 0  # failed for good in the batch (refused, or out of attempts), dead letters written
+    retries: list[ItemRetry] = Field(default_factory=list)
 
 
 class FailItemInput(BaseModel):

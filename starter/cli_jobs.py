@@ -123,6 +123,9 @@ def jobs_add_bulk(
     name: Annotated[str | None, typer.Option(help="The job's name (what kind of job it is).")] = None,
     job_id: Annotated[str | None, typer.Option("--id", help="Your job id: the same id twice is one job.")] = None,
     window: Annotated[int, typer.Option(min=1, max=1000, help="Items in flight at once.")] = 100,
+    batch: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Items per activity (default 10, at most the window).")
+    ] = None,
 ) -> None:
     """One job over many items, each run (and retried) on its own; prints the job id."""
     from starter.asyncio_bridge import run
@@ -133,7 +136,7 @@ def jobs_add_bulk(
 
     async def go() -> Any:
         producer = await _producer(ctx)
-        return await producer.add_bulk(queue, payload, name=name, job_key=job_id, window=window)
+        return await producer.add_bulk(queue, payload, name=name, job_key=job_id, window=window, batch=batch)
 
     try:
         enqueued = run(go())

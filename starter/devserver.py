@@ -41,6 +41,13 @@ def free_port() -> int:
         return port
 
 
+# A task queue's priorities order its tasks within each partition only: with the server's
+# default of four, a job of priority 1 can wait behind one of priority 5 in another
+# partition. The local server has one partition per task queue, so a queue's priorities
+# hold strictly, as BullMQ's do (decision 0026; a cluster sets it per job queue).
+DEV_SERVER_DYNAMIC_CONFIG = {"matching.numTaskqueueReadPartitions": 1, "matching.numTaskqueueWritePartitions": 1}
+
+
 def start_dev_server(
     home: Path, *, port: int = 7233, ui_port: int = 8233, namespace: str = "default", log: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -74,6 +81,11 @@ def start_dev_server(
         "--log-level",
         "error",
         *dev_server_flags(),
+        *[
+            flag
+            for key, value in DEV_SERVER_DYNAMIC_CONFIG.items()
+            for flag in ("--dynamic-config-value", f"{key}={value}")
+        ],
     ]
     log = log or home / "temporal-server.log"
     with log.open("ab") as output:

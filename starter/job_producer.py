@@ -34,6 +34,9 @@ from schemas.jobs import BulkJobInput, BulkOutcome, JobInput, JobOutcome, JobSta
 from schemas.jobs_file import JobsFile, QueueSpec
 
 JOB_KEY_LIMIT = 200
+# Items per activity of a bulk job: a tenth of the Temporal work per item, while one
+# item's retries still run on their own.
+DEFAULT_BATCH = 10
 
 
 class JobError(Exception):
@@ -102,10 +105,16 @@ class JobProducer:
         name: str | None = None,
         job_key: str | None = None,
         window: int = 100,
+        batch: int | None = None,
     ) -> Enqueued:
         """One job over many items (DESIGN J4): the items are written with the job, in one
-        transaction, and walked by `BulkJobWorkflow`; the same job id twice is one job."""
+        transaction, and walked by `BulkJobWorkflow`; the same job id twice is one job.
+        `window` items are in flight at once, `batch` of them to an activity (10 unless
+        the window is smaller)."""
         spec = self._queue(queue)
+        batch = min(DEFAULT_BATCH, window) if batch is None else batch
+        if not 1 <= batch <= min(window, 100):
+            raise JobError(f"batch must be 1 to {min(window, 100)} (at most the window), got {batch}")
         if not items:
             raise JobError("a bulk job needs at least one item")
         key = _checked_key(job_key) if job_key is not None else uuid.uuid4().hex
@@ -125,6 +134,7 @@ class JobProducer:
                     attempts=spec.attempts,
                     timeout_seconds=spec.timeout_seconds,
                     window=window,
+                    batch=batch,
                     task_queue_prefix=self.prefix,
                     items=len(items),
                 ),

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 import yaml
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from examples.feature_service import create_app
 from runtime.job_queues import queue_secret
 from tests.e2e_support import free_port
 from tests.support import Outbound
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,3 +72,15 @@ def with_jobs(outbound: Outbound, jobs_file: Path) -> str:
     """Give the deployment its job queues; the queue's secret, for the service."""
     outbound.overrides = {**outbound.overrides, "jobs_file": jobs_file}
     return queue_secret(outbound.settings, "enrich")
+
+
+async def closed_result(handle: WorkflowHandle[Any, T], *, timeout: float) -> T:
+    """A long workflow's result, once its last run has closed. The time-skipping server
+    can end `result()`'s long poll with an empty page while a walk that continues as new
+    is still running; waiting for the close first avoids that."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{handle.id} still running after {timeout:g} s")
+        await asyncio.sleep(0.5)
+    return await handle.result()

@@ -256,6 +256,7 @@ def build_workers(
                         job_activities.add_repeat_job,
                         job_activities.claim_items,
                         job_activities.run_item,
+                        job_activities.run_items,
                         job_activities.fail_item,
                         job_activities.finish_bulk,
                     ],

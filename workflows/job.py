@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         JobStatus,
         RepeatJobInput,
         RunItemInput,
+        RunItemsInput,
         RunJobInput,
     )
     from workflows.scheduled import scheduled_start
@@ -199,8 +200,12 @@ class BulkJobWorkflow:
                 summary=f"claim up to {room} items",
             )
             take_over = False
-            for item_id in claimed.item_ids:
-                self.in_flight[item_id] = asyncio.create_task(self._run_item(item_id))
+            if request.batch > 1:
+                for start in range(0, len(claimed.item_ids), request.batch):
+                    self._start_batch(claimed.item_ids[start : start + request.batch])
+            else:  # runs started before batches: an activity per item, as their histories have it
+                for item_id in claimed.item_ids:
+                    self.in_flight[item_id] = asyncio.create_task(self._run_item(item_id))
             if not self.in_flight and claimed.open_items == 0:
                 break
             if not claimed.item_ids:
@@ -225,21 +230,64 @@ class BulkJobWorkflow:
         workflow.set_current_details(f"{outcome.completed:,} items completed, {outcome.failed:,} failed")
         return outcome
 
-    async def _run_item(self, item_id: int) -> None:
+    def _start_batch(self, item_ids: list[int]) -> None:
+        task = asyncio.create_task(self._run_batch(item_ids))
+        for item_id in item_ids:
+            self.in_flight[item_id] = task
+
+    async def _run_batch(self, item_ids: list[int]) -> None:
+        """A batch's items in one activity; each item that failed but may be retried goes
+        on in its own activity with the rest of its backoff, the others are done."""
+        request = self.request
+        try:
+            result = await workflow.execute_activity_method(
+                JobActivities.run_items,
+                RunItemsInput(job_id=request.job_id, queue=request.queue, item_ids=item_ids, attempts=request.attempts),
+                task_queue=job_queue(request.queue, request.task_queue_prefix),
+                start_to_close_timeout=timedelta(seconds=request.timeout_seconds * len(item_ids) + 30),
+                heartbeat_timeout=timedelta(seconds=request.timeout_seconds + 30),
+                retry_policy=FINISH_RETRY,
+                summary=f"items {item_ids[0]}..{item_ids[-1]}",
+            )
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise
+            # the batch itself kept failing (not its items: they answer for themselves):
+            # each unfinished item goes on alone, where a finished one returns at once
+            for item_id in item_ids:
+                self.in_flight[item_id] = asyncio.create_task(self._run_item(item_id))
+            return
+        retried = {retry.item_id for retry in result.retries}
+        for item_id in item_ids:
+            if item_id not in retried:
+                del self.in_flight[item_id]
+        for retry in result.retries:
+            self.in_flight[retry.item_id] = asyncio.create_task(
+                self._run_item(retry.item_id, retry.attempts_made, retry.retry_after_seconds)
+            )
+        self._progress(done=result.completed + result.failed, failed=result.failed)
+
+    async def _run_item(self, item_id: int, attempts_before: int = 0, retry_after: float | None = None) -> None:
+        """An item in its own activity with its retries: every item of a run started before
+        batches, and the retries of an item a batch could not finish."""
         request = self.request
         queue = job_queue(request.queue, request.task_queue_prefix)
         failed = False
+        first_wait = _backoff(attempts_before)
+        if attempts_before:  # the batch's failed attempt was the last: wait as the retry policy would
+            wait = timedelta(seconds=retry_after) if retry_after is not None else first_wait
+            await workflow.sleep(wait, summary=f"item {item_id} waits to retry")
         try:
             await workflow.execute_activity_method(
                 JobActivities.run_item,
-                RunItemInput(item_id=item_id, queue=request.queue),
+                RunItemInput(item_id=item_id, queue=request.queue, attempts_before=attempts_before),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(seconds=request.timeout_seconds),
                 retry_policy=RetryPolicy(
-                    initial_interval=BACKOFF_FIRST,
+                    initial_interval=_backoff(attempts_before + 1) if attempts_before else BACKOFF_FIRST,
                     backoff_coefficient=2.0,
                     maximum_interval=BACKOFF_MOST,
-                    maximum_attempts=request.attempts,
+                    maximum_attempts=request.attempts - attempts_before,
                 ),
                 summary=f"item {item_id}",
             )
@@ -266,11 +314,16 @@ class BulkJobWorkflow:
             )
         finally:
             del self.in_flight[item_id]
-        self._progress(failed=failed)
+        self._progress(done=1, failed=int(failed))
 
-    def _progress(self, *, failed: bool) -> None:
+    def _progress(self, *, done: int, failed: int) -> None:
         """The Web UI's current details: how far the walk is."""
-        self.done += 1
+        self.done += done
         self.failed += failed
         total = f" of {self.request.items:,}" if self.request.items else ""
         workflow.set_current_details(f"{self.done:,}{total} items done, {self.failed:,} failed")
+
+
+def _backoff(attempts_made: int) -> timedelta:
+    """The retry policy's wait after `attempts_made` attempts (2 s doubling, at most 5 minutes)."""
+    return min(BACKOFF_FIRST * (1 << max(attempts_made - 1, 0)), BACKOFF_MOST)
