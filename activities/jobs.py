@@ -7,6 +7,7 @@ enters workflow history; the workflow sees ids and a status.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +51,8 @@ from schemas.jobs import (
 )
 from schemas.jobs_file import JobsFile
 
+# The largest progress (as JSON) a heartbeat carries to the Web UI: the row keeps any size.
+PROGRESS_IN_HEARTBEAT = 1024
 # Error types the workflow and `dlq show` read.
 RETRYABLE_FAILURE = "JobAttemptFailed"
 PERMANENT_FAILURE = "JobRefused"
@@ -99,7 +102,7 @@ class JobActivities:
             if job is None:  # cancelled, or finished by an earlier attempt whose answer was lost
                 row = session.get(Job, request.job_id)
                 return JobOutcome(status=JobStatus(row.status) if row else JobStatus.CANCELLED, attempts_made=attempt)
-            job_request = JobRequest(job.job_key, job.queue, job.name, dict(job.data), attempt - 1)
+        job_request = JobRequest(job.job_key, job.queue, job.name, dict(job.data), attempt - 1)
         handler = self._handler(request.queue)
         try:
             done = handler.run(job_request, lambda progress: self._progress(request.job_id, progress))
@@ -270,7 +273,10 @@ class JobActivities:
         return handler
 
     def _progress(self, job_id: int, progress: Any) -> None:
-        activity.heartbeat()
+        """Progress goes on the row (`jobs show`, the API) and, when small, into the
+        heartbeat's details, which the Web UI shows on the job's pending activity."""
+        small = progress is None or len(json.dumps(progress, default=str)) <= PROGRESS_IN_HEARTBEAT
+        activity.heartbeat(*([progress] if small else []))
         with unit_of_work(self.sessions) as session:
             set_progress(session, job_id, progress, _now())
 

@@ -4,9 +4,13 @@
   separate process, answering at once) vs one-activity workflows per second;
 - bulk items per second vs no-op activities per second (the same window);
 - enqueue latency p50/p95 through `POST /v1/jobs`;
-- the longest history of the bulk job's runs.
+- the longest history of the bulk job's runs;
+- the worker's peak RSS during a bulk job of 100,000 items vs one of 10,000.
 
-    uv run python -m bench.jobs_bench --jobs 1000 --items 10000
+Each reference is measured before and after what it is compared with, and the mean is
+used (the machine's pace drifts; decision 0020).
+
+    uv run python -m bench.jobs_bench --jobs 1000 --items 10000 --large-items 100000
 
 The worker runs in this process with the production wiring (`build_workers`); the
 references run on the same client and worker settings. Figures go to docs/benchmarks.md.
@@ -135,42 +139,66 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
     try:
         producer = JobProducer(client, sessions, jobs, settings.task_queue_prefix)
 
-        say(f"reference: {args.jobs:,} one-activity workflows")
-        started = time.perf_counter()
-        calls = [
-            (lambda i=i: client.execute_workflow(OneActivityWorkflow.run, i, id=f"bench-one-{uuid.uuid4().hex}",
-                                                 task_queue=ONE_ACTIVITY_QUEUE))
-            for i in range(args.jobs)
-        ]  # fmt: skip
-        await bounded(calls, args.concurrency)
-        figures["one_activity_workflows_per_s"] = args.jobs / (time.perf_counter() - started)
+        async def one_activity_workflows() -> float:
+            say(f"reference: {args.jobs:,} one-activity workflows")
+            started = time.perf_counter()
+            calls = [
+                (lambda i=i: client.execute_workflow(OneActivityWorkflow.run, i, id=f"bench-one-{uuid.uuid4().hex}",
+                                                     task_queue=ONE_ACTIVITY_QUEUE))
+                for i in range(args.jobs)
+            ]  # fmt: skip
+            await bounded(calls, args.concurrency)
+            return args.jobs / (time.perf_counter() - started)
 
+        async def noop_activities() -> float:
+            say(f"reference: {args.items:,} no-op activities, window {args.window}")
+            started = time.perf_counter()
+            await client.execute_workflow(
+                TrivialWorkflow.run,
+                TrivialInput(total=args.items, window=args.window),
+                id=f"bench-trivial-{uuid.uuid4().hex}",
+                task_queue=WORKFLOW_QUEUE,
+            )
+            return args.items / (time.perf_counter() - started)
+
+        async def bulk_job(key: str, count: int) -> tuple[float, int]:
+            """Items per second, and this process's peak RSS (KiB) while the job ran."""
+            say(f"a bulk job of {count:,} items, window {args.window}, batch {args.batch}")
+            items = ({"n": n} for n in range(count))
+            peak = ResidentPeak()
+            sampling = asyncio.create_task(peak.sample())
+            started = time.perf_counter()
+            bulk = await producer.add_bulk("bench", items, job_key=key, window=args.window, batch=args.batch)
+            await producer.bulk_handle(bulk.job).result()
+            rate = count / (time.perf_counter() - started)
+            sampling.cancel()
+            return rate, peak.kib
+
+        before = await one_activity_workflows()
         say(f"{args.jobs:,} single jobs through the http handler")
         started = time.perf_counter()
         adds = [(lambda i=i: producer.add("bench", {"n": i}, job_key=f"single-{i}")) for i in range(args.jobs)]
         added = await bounded(adds, args.concurrency)
         await bounded([(lambda e=e: producer.handle(e.job).result()) for e in added], args.concurrency)
         figures["single_jobs_per_s"] = args.jobs / (time.perf_counter() - started)
+        after = await one_activity_workflows()
+        figures["one_activity_workflows_per_s"] = (before + after) / 2
+        figures["one_activity_before_after"] = [before, after]
 
-        say(f"reference: {args.items:,} no-op activities, window {args.window}")
-        started = time.perf_counter()
-        await client.execute_workflow(
-            TrivialWorkflow.run,
-            TrivialInput(total=args.items, window=args.window),
-            id=f"bench-trivial-{uuid.uuid4().hex}",
-            task_queue=WORKFLOW_QUEUE,
-        )
-        figures["noop_activities_per_s"] = args.items / (time.perf_counter() - started)
-
-        say(f"a bulk job of {args.items:,} items, window {args.window}")
-        items = [{"n": n} for n in range(args.items)]
-        started = time.perf_counter()
-        bulk = await producer.add_bulk("bench", items, job_key="bulk-1", window=args.window)
-        await producer.bulk_handle(bulk.job).result()
-        figures["bulk_items_per_s"] = args.items / (time.perf_counter() - started)
+        before = await noop_activities()
+        figures["bulk_items_per_s"], figures["rss_kib_small"] = await bulk_job("bulk-1", args.items)
+        after = await noop_activities()
+        figures["noop_activities_per_s"] = (before + after) / 2
+        figures["noop_before_after"] = [before, after]
         figures["longest_bulk_history"] = await _longest_history(
             client, job_workflow_id("bench", "bulk-1", settings.task_queue_prefix)
         )
+        if args.large_items:
+            figures["large_items_per_s"], figures["rss_kib_large"] = await bulk_job("bulk-large", args.large_items)
+            figures["longest_bulk_history"] = max(
+                figures["longest_bulk_history"],
+                await _longest_history(client, job_workflow_id("bench", "bulk-large", settings.task_queue_prefix)),
+            )
 
         say(f"enqueue latency through POST /v1/jobs ({args.api_requests} requests)")
         with unit_of_work(sessions) as session:
@@ -201,9 +229,25 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         for worker in reference_workers:
             await worker.shutdown()
         await asyncio.gather(*running, return_exceptions=True)
+    if args.large_items:
+        figures["rss_ratio"] = figures["rss_kib_large"] / figures["rss_kib_small"]
     figures["single_ratio"] = figures["single_jobs_per_s"] / figures["one_activity_workflows_per_s"]
     figures["bulk_ratio"] = figures["bulk_items_per_s"] / figures["noop_activities_per_s"]
     return figures
+
+
+class ResidentPeak:
+    """This process's peak resident memory while sampled (the worker runs in it)."""
+
+    def __init__(self) -> None:
+        self.kib = 0
+
+    async def sample(self) -> None:
+        while True:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.kib = max(self.kib, int(line.split()[1]))
+            await asyncio.sleep(0.5)
 
 
 async def _longest_history(client: Client, workflow_id: str) -> int:
@@ -238,7 +282,15 @@ def show(figures: dict[str, Any]) -> None:
     table.add_row(
         "enqueue p50 / p95 (POST /v1/jobs)", f"{figures['enqueue_p50_ms']:.1f} / {figures['enqueue_p95_ms']:.1f} ms", ""
     )
-    table.add_row("longest history of the bulk job's runs", f"{figures['longest_bulk_history']:,}", "≤ 5,000")
+    table.add_row("longest history of the bulk jobs' runs", f"{figures['longest_bulk_history']:,}", "≤ 5,000")
+    if "rss_ratio" in figures:
+        table.add_row("bulk items/s, the large job", f"{figures['large_items_per_s']:.1f}", "")
+        table.add_row(
+            "worker RSS peak, large ÷ small job",
+            f"{figures['rss_kib_large'] / 1024:.0f} / {figures['rss_kib_small'] / 1024:.0f} MiB"
+            f" = {figures['rss_ratio']:.2f}",
+            "≤ 1.25",
+        )
     console.print(table)
 
 
@@ -246,7 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.jobs_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000, help="Single jobs (and one-activity workflows).")
     parser.add_argument("--items", type=int, default=10_000, help="Items of the bulk job (and no-op activities).")
-    parser.add_argument("--window", type=int, default=100, help="Items (activities) in flight.")
+    parser.add_argument("--large-items", type=int, default=100_000, help="A second bulk job for RSS (0: none).")
+    parser.add_argument("--window", type=int, default=100, help="Items in flight (and no-op activities).")
+    parser.add_argument("--batch", type=int, default=10, help="Items per activity of the bulk job.")
     parser.add_argument("--slots", type=int, default=24, help="Activity slots of the job queue and the reference.")
     parser.add_argument("--concurrency", type=int, default=100, help="Jobs enqueued and awaited at once.")
     parser.add_argument("--api-requests", type=int, default=200, help="POST /v1/jobs calls for the latency.")

@@ -3,8 +3,10 @@ the bulk workflow (the table is the cursor), each with its own attempts and outc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -17,20 +19,26 @@ WAITING, ACTIVE, COMPLETED, FAILED = "waiting", "active", "completed", "failed"
 ITEM_BATCH = 5000
 
 
-def add_items(session: Session, job_id: int, items: list[dict[str, Any]], now: datetime) -> None:
-    for start in range(0, len(items), ITEM_BATCH):
+def add_items(session: Session, job_id: int, items: Iterable[dict[str, Any]], now: datetime) -> int:
+    """Writes the items in chunks as they come (a file of millions never sits in memory);
+    how many there were."""
+    count = 0
+    source = iter(items)
+    while chunk := list(islice(source, ITEM_BATCH)):
         rows = [
-            {
-                "job_id": job_id,
-                "seq": start + offset + 1,
-                "data": data,
-                "status": WAITING,
-                "attempts": 0,
-                "updated_at": now,
-            }
-            for offset, data in enumerate(items[start : start + ITEM_BATCH])
-        ]
+            {"job_id": job_id, "seq": count + offset + 1, "data": data, "status": WAITING, "attempts": 0,
+             "updated_at": now}
+            for offset, data in enumerate(chunk)
+        ]  # fmt: skip
         session.execute(insert(JobItem), rows)
+        count += len(rows)
+    return count
+
+
+def set_item_count(session: Session, job_id: int, count: int) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(items=count).execution_options(synchronize_session=False)
+    )
 
 
 def claim_items(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
@@ -20,6 +20,7 @@ from db.engine import changed_rows
 from db.models import DEFAULT_WORKSPACE_ID, Job
 from schemas.jobs import JobStatus, JobView
 
+JOBS = cast(Table, Job.__table__)
 _UNFINISHED = [JobStatus.WAITING.value, JobStatus.DELAYED.value, JobStatus.ACTIVE.value]
 
 
@@ -66,23 +67,31 @@ def enqueue(
     return int(existing), False
 
 
-def begin_attempt(session: Session, job_id: int, attempt: int, now: datetime) -> Job | None:
-    """The job as this attempt runs it, now ACTIVE with `attempt - 1` attempts made before;
-    None when it was cancelled or has finished (nothing to run)."""
-    moved = changed_rows(
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status.in_(_UNFINISHED))
-            .values(
-                status=JobStatus.ACTIVE.value,
-                attempts_made=attempt - 1,
-                started_at=func.coalesce(Job.started_at, now),
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What an attempt hands its handler, read back by the statement that began it."""
+
+    job_key: str
+    queue: str
+    name: str | None
+    data: dict[str, Any]
+
+
+def begin_attempt(session: Session, job_id: int, attempt: int, now: datetime) -> Attempt | None:
+    """The job as this attempt runs it, now ACTIVE with `attempt - 1` attempts made before
+    (one statement: moved and read back); None when it was cancelled or has finished."""
+    row = session.execute(
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status.in_(_UNFINISHED))
+        .values(
+            status=JobStatus.ACTIVE.value,
+            attempts_made=attempt - 1,
+            started_at=func.coalesce(JOBS.c.started_at, now),
+            updated_at=now,
         )
-    )
-    return session.get(Job, job_id) if moved else None
+        .returning(JOBS.c.job_key, JOBS.c.queue, JOBS.c.name, JOBS.c.data)
+    ).first()
+    return Attempt(row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 def complete(session: Session, job_id: int, result: Any, progress: Any, attempt: int, now: datetime) -> bool:
@@ -145,16 +154,10 @@ def reset_for_retry(session: Session, job_id: int, now: datetime) -> bool:
 
 
 def _move(session: Session, job_id: int, values: dict[str, Any]) -> bool:
-    return bool(
-        changed_rows(
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status.in_(_UNFINISHED))
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        )
-    )
+    """A conditional write on an unfinished job, through the table (the hot path: the ORM's
+    bulk-update bookkeeping cost more than the statement)."""
+    statement = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.status.in_(_UNFINISHED)).values(**values)
+    return bool(changed_rows(session.execute(statement)))
 
 
 def find_job(session: Session, reference: str, queue: str | None = None) -> Job | None:

@@ -9,6 +9,7 @@ with one job and one workflow. The CLI and the HTTP API both go through here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from temporalio.service import RPCError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import close_job_letters
-from db.job_items import add_items, item_counts
+from db.job_items import add_items, item_counts, set_item_count
 from db.jobs import NewJob, enqueue, find_job, reset_for_retry, view
 from db.models import Job
 from runtime.names import BULK_JOB_WORKFLOW, JOB_QUEUE, JOB_STATUS, JOB_WORKFLOW, job_queue, job_workflow_id
@@ -100,7 +101,7 @@ class JobProducer:
     async def add_bulk(
         self,
         queue: str,
-        items: list[dict[str, Any]],
+        items: Iterable[dict[str, Any]],
         *,
         name: str | None = None,
         job_key: str | None = None,
@@ -109,21 +110,22 @@ class JobProducer:
     ) -> Enqueued:
         """One job over many items (DESIGN J4): the items are written with the job, in one
         transaction, and walked by `BulkJobWorkflow`; the same job id twice is one job.
-        `window` items are in flight at once, `batch` of them to an activity (10 unless
-        the window is smaller)."""
+        `items` may be any iterable (a file read line by line): they are written in chunks,
+        never all held at once. `window` items are in flight at once, `batch` of them to an
+        activity (10 unless the window is smaller)."""
         spec = self._queue(queue)
         batch = min(DEFAULT_BATCH, window) if batch is None else batch
         if not 1 <= batch <= min(window, 100):
             raise JobError(f"batch must be 1 to {min(window, 100)} (at most the window), got {batch}")
-        if not items:
-            raise JobError("a bulk job needs at least one item")
         key = _checked_key(job_key) if job_key is not None else uuid.uuid4().hex
-        new = NewJob(queue, key, {}, spec.priority, spec.attempts, name=name, items=len(items))
         with unit_of_work(self.sessions) as session:
             now = datetime.now(UTC)
-            job_id, created = enqueue(session, new, now)
+            job_id, created = enqueue(session, NewJob(queue, key, {}, spec.priority, spec.attempts, name=name), now)
             if created:
-                add_items(session, job_id, items, now)
+                count = add_items(session, job_id, items, now)
+                if not count:
+                    raise JobError("a bulk job needs at least one item")  # the job's row goes with it
+                set_item_count(session, job_id, count)
             job = view(session.get_one(Job, job_id))
         if not job.status.finished:
             await self.client.start_workflow(
@@ -136,10 +138,10 @@ class JobProducer:
                     window=window,
                     batch=batch,
                     task_queue_prefix=self.prefix,
-                    items=len(items),
+                    items=job.items or 0,
                 ),
                 **self._placement(job, WorkflowIDReusePolicy.REJECT_DUPLICATE),
-                static_summary=f"Bulk job {key} of queue {queue}: {len(items):,} items",
+                static_summary=f"Bulk job {key} of queue {queue}: {job.items or 0:,} items",
                 static_details=f"Row {job.id} of the jobs table; `outbound jobs show {job.id}` counts its items.",
             )
         return Enqueued(job, created)
@@ -240,7 +242,7 @@ class JobProducer:
             "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
             "priority": Priority(priority_key=job.priority),
             "search_attributes": TypedSearchAttributes(
-                [SearchAttributePair(JOB_QUEUE, job.queue), SearchAttributePair(JOB_STATUS, job.status.value)]
+                [SearchAttributePair(JOB_QUEUE, job.queue), SearchAttributePair(JOB_STATUS, _visible_status(job))]
             ),
         }
 
@@ -249,6 +251,13 @@ class JobProducer:
             return self.jobs.queue(name)
         except LookupError as error:
             raise JobError(str(error)) from None
+
+
+def _visible_status(job: JobView) -> str:
+    """`JobStatus` as a job's workflow starts: a job due now is active from its first
+    moment in the Web UI (its workflow would say so in its first task anyway, at the cost
+    of one more visibility write per job); a delayed one says so until its time comes."""
+    return JobStatus.ACTIVE.value if job.status is JobStatus.WAITING else job.status.value
 
 
 def _checked_key(key: str) -> str:

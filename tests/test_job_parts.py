@@ -3,6 +3,7 @@ answer, and the activity's translation of it for the retry policy."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -162,3 +163,28 @@ def test_retry_after_becomes_the_next_retry_delay_and_a_refusal_is_non_retryable
     assert outcome.status is JobStatus.COMPLETED
     with db.sessions() as session:
         assert session.get_one(Job, job_id).result == {"echo": {"a": 1}}
+
+
+class Reporting:
+    """A handler that reports progress as it goes, as a built-in handler may."""
+
+    def __init__(self, *steps: object) -> None:
+        self.steps = steps
+
+    def run(self, request: JobRequest, report_progress: Callable[[object], None]) -> JobDone:
+        for step in self.steps:
+            report_progress(step)
+        return JobDone(result="done", progress=self.steps[-1])
+
+
+def test_progress_goes_on_the_row_and_into_the_heartbeat_the_web_ui_shows(db: Database) -> None:
+    job_id = queued(db)
+    environment = ActivityEnvironment()
+    heartbeats: list[tuple[object, ...]] = []
+    environment.on_heartbeat = lambda *details: heartbeats.append(details)
+    large = {"log": "x" * 2000}
+    activities = JobActivities(db.sessions, {"enrich": Reporting(25, {"stage": "scoring", "pct": 60}, large)})
+    environment.run(activities.run_job, RunJobInput(job_id=job_id, queue="enrich"))
+    assert heartbeats == [(25,), ({"stage": "scoring", "pct": 60},), ()], "large progress stays out of the heartbeat"
+    with db.sessions() as session:
+        assert session.get_one(Job, job_id).progress == large

@@ -4,6 +4,11 @@ It runs the job's attempts as one activity with the queue's retry policy (2 s do
 capped at 5 minutes, like the seeds' BullMQ backoff), on the queue's own task queue, and
 closes the job as failed (retries used up, or refused for good) or cancelled. The input
 and the history hold the job's row id, never its data or result.
+
+The job workflows run outside the SDK's sandbox (decision 0027): a job's workflow lives for
+one job, and building a sandbox for each run cost more worker CPU than the job itself. They
+stay deterministic by construction, as the step workflow does: time only through
+`workflow.now()`, no randomness, no I/O, imports of schemas and names only.
 """
 
 from __future__ import annotations
@@ -49,11 +54,12 @@ BACKOFF_MOST = timedelta(minutes=5)
 FINISH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=30)
 
 
-@workflow.defn(name=JOB_WORKFLOW)
+@workflow.defn(name=JOB_WORKFLOW, sandboxed=False)
 class JobWorkflow:
     @workflow.run
     async def run(self, request: JobInput) -> JobOutcome:
-        self._status(JobStatus.ACTIVE)
+        if workflow.info().typed_search_attributes.get(JOB_STATUS) != JobStatus.ACTIVE.value:
+            self._status(JobStatus.ACTIVE)  # a delayed job's time has come
         try:
             outcome = await workflow.execute_activity_method(
                 JobActivities.run_job,
@@ -113,7 +119,7 @@ class JobWorkflow:
         workflow.upsert_search_attributes([JOB_STATUS.value_set(status.value)])
 
 
-@workflow.defn(name=REPEAT_JOB_WORKFLOW)
+@workflow.defn(name=REPEAT_JOB_WORKFLOW, sandboxed=False)
 class RepeatJobWorkflow:
     """A schedule's run of a repeatable job: add the job (its id: the repeat's id and the
     scheduled time), then run it as any job, a child `job-<queue>-<job id>`."""
@@ -146,7 +152,7 @@ class RepeatJobWorkflow:
         )
 
 
-@workflow.defn(name=BULK_JOB_WORKFLOW)
+@workflow.defn(name=BULK_JOB_WORKFLOW, sandboxed=False)
 class BulkJobWorkflow:
     """One job over many items (DESIGN J4), walked like a campaign step: the `job_items`
     table is the cursor, a bounded window of item activities is in flight, each item has
@@ -162,7 +168,9 @@ class BulkJobWorkflow:
         self.request = request
         self.done, self.failed = request.done, request.failed
         queue = job_queue(request.queue, request.task_queue_prefix)
-        workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.ACTIVE.value)])
+        already_active = workflow.info().typed_search_attributes.get(JOB_STATUS) == JobStatus.ACTIVE.value
+        if not (already_active and request.batch > 1):  # runs before batches upserted in every run
+            workflow.upsert_search_attributes([JOB_STATUS.value_set(JobStatus.ACTIVE.value)])
         try:
             return await self._walk(request, queue)
         except asyncio.CancelledError:
