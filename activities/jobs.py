@@ -25,11 +25,14 @@ from db.job_items import (
     item_counts,
     item_for_attempt,
     job_identity,
+    next_retry_at,
     note_item_error,
     open_items,
+    retry_later,
 )
 from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
 from db.models import Job, JobItem
+from domain.job_backoff import backoff_after
 from handlers.base import JobDone, JobFailed, JobHandler, JobRequest, ProgressReport
 from runtime.metrics import NO_METRICS, OutboundMetrics
 from schemas.jobs import (
@@ -41,7 +44,6 @@ from schemas.jobs import (
     FailItemInput,
     FinishBulkInput,
     FinishJobInput,
-    ItemRetry,
     JobOutcome,
     JobStatus,
     RunItemInput,
@@ -148,16 +150,18 @@ class JobActivities:
         with unit_of_work(self.sessions) as session:
             begin_attempt(session, request.job_id, 1, _now())  # the job is active while its items run
             ids = claim_items(
-                session, request.job_id, request.limit, request.claim_token, _now(), take_over=request.take_over
-            )
+                session, request.job_id, request.limit, request.claim_token, request.now or _now(),
+                take_over=request.take_over,
+            )  # fmt: skip
             remaining = open_items(session, request.job_id)
-        return ClaimItemsResult(item_ids=ids, open_items=remaining)
+            retry_at = next_retry_at(session, request.job_id) if not ids and remaining else None
+        return ClaimItemsResult(item_ids=ids, open_items=remaining, next_retry_at=retry_at)
 
     @activity.defn
     def run_item(self, request: RunItemInput) -> bool:
         """One attempt at one item, through the queue's handler; the item's own id within
         the job (`<job id>:<line>`) is the idempotency key the service sees."""
-        attempt = activity.info().attempt + request.attempts_before
+        attempt = activity.info().attempt
         with unit_of_work(self.sessions) as session:
             item = item_for_attempt(session, request.item_id, attempt, _now())
             if item is None:
@@ -176,14 +180,17 @@ class JobActivities:
     @activity.defn
     def run_items(self, request: RunItemsInput) -> RunItemsResult:
         """A batch of items, one after another, each with its own outcome: completed, failed
-        for good (refused, or out of attempts: its dead letter written here), or handed back
-        to be retried on its own with backoff, so one item's failure never repeats the rest.
+        for good (refused, or out of attempts: its dead letter written here), or back in the
+        table until its retry time (the backoff, or the service's `Retry-After`), so one
+        item's failure never repeats the rest and nothing waits in the workflow (R19).
         The heartbeat carries how far the batch got: a retry after a crash starts there, and
         an item that had finished is skipped by its status anyway."""
         handler = self._handler(request.queue)
         details = activity.info().heartbeat_details
         start = int(details[0]) if details else 0
         result = RunItemsResult()
+        began = _now()
+        clock = request.now or began  # retry times on the workflow's clock, which claims compare them with
         for position in range(start, len(request.item_ids)):
             item_id = request.item_ids[position]
             with unit_of_work(self.sessions) as session:
@@ -196,10 +203,15 @@ class JobActivities:
             except JobFailed as failure:
                 self.metrics.job(request.queue, "item_attempt_failed")
                 if failure.retryable and item.attempts < request.attempts:
+                    wait = (
+                        backoff_after(item.attempts)
+                        if failure.retry_after is None
+                        else timedelta(seconds=failure.retry_after)
+                    )
+                    now = _now()
                     with unit_of_work(self.sessions) as session:
-                        note_item_error(session, item_id, str(failure), _now())
-                    result.retries.append(ItemRetry(item_id=item_id, attempts_made=item.attempts,
-                                                    retry_after_seconds=failure.retry_after))  # fmt: skip
+                        retry_later(session, item_id, str(failure)[:1000], clock + (now - began) + wait, now)
+                    result.retrying += 1
                 else:
                     error_type = RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE
                     retry_state = "MAXIMUM_ATTEMPTS_REACHED" if failure.retryable else "NON_RETRYABLE_FAILURE"

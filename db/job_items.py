@@ -58,7 +58,7 @@ def claim_items(
     if earlier or limit <= 0:
         return sorted(earlier)
     run = claim_token.split(":", 1)[0]
-    claimable = JobItem.status == WAITING
+    claimable = and_(JobItem.status == WAITING, or_(JobItem.not_before.is_(None), JobItem.not_before <= now))
     if take_over:
         foreign = or_(JobItem.claim_token.is_(None), JobItem.claim_token.not_like(f"{run}:%"))
         claimable = or_(claimable, and_(JobItem.status == ACTIVE, foreign))
@@ -74,6 +74,25 @@ def claim_items(
         .execution_options(synchronize_session=False)
     )
     return ids
+
+
+def next_retry_at(session: Session, job_id: int) -> datetime | None:
+    """When the first item waiting for its retry is due (None: none waits)."""
+    return session.scalar(
+        select(func.min(JobItem.not_before)).where(JobItem.job_id == job_id, JobItem.status == WAITING)
+    )
+
+
+def retry_later(session: Session, item_id: int, error: str, not_before: datetime, now: datetime) -> bool:
+    """An item whose attempt failed and may be tried again goes back to the table with its
+    time: a later claim takes it then, and nothing waits in the workflow meanwhile (R19)."""
+    statement = (
+        update(JobItem)
+        .where(JobItem.id == item_id, JobItem.status == ACTIVE)
+        .values(status=WAITING, claim_token=None, not_before=not_before, error=error, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed_rows(session.execute(statement)))
 
 
 def open_items(session: Session, job_id: int) -> int:

@@ -384,4 +384,5 @@ class JobItem(Base):
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
     claim_token: Mapped[str | None] = mapped_column(String(64))
+    not_before: Mapped[datetime | None]  # a waiting item's retry time (batches retry through the table)
     updated_at: Mapped[datetime]

@@ -120,17 +120,18 @@ class ClaimItemsInput(BaseModel):
     limit: int
     claim_token: str  # `<run id>:<claim number>`
     take_over: bool = False  # also take items left active by another run (one that was lost)
+    now: datetime | None = None  # the workflow's time, against which retry times are due (None: the clock's)
 
 
 class ClaimItemsResult(BaseModel):
     item_ids: list[int]
     open_items: int  # waiting or active, after this claim
+    next_retry_at: datetime | None = None  # nothing claimed: when the first item waiting for its retry is due
 
 
 class RunItemInput(BaseModel):
     item_id: int
     queue: str
-    attempts_before: int = 0  # attempts a batch made at the item before this activity's retries took over
 
 
 class RunItemsInput(BaseModel):
@@ -140,20 +141,13 @@ class RunItemsInput(BaseModel):
     queue: str
     item_ids: list[int]
     attempts: int = Field(ge=1)  # each item's attempts: a retryable failure with none left is final
-
-
-class ItemRetry(BaseModel):
-    """An item of a batch that failed and may be tried again, on its own."""
-
-    item_id: int
-    attempts_made: int
-    retry_after_seconds: float | None = None  # the service's `Retry-After`
+    now: datetime | None = None  # the workflow's time as the batch began: retry times are on its clock
 
 
 class RunItemsResult(BaseModel):
     completed: int = 0
     failed: int = 0  # failed for good in the batch (refused, or out of attempts), dead letters written
-    retries: list[ItemRetry] = Field(default_factory=list)
+    retrying: int = 0  # back in the table, waiting for their retry time
 
 
 class FailItemInput(BaseModel):

@@ -3,6 +3,7 @@ answer, and the activity's translation of it for the retry policy."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +16,14 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.jobs import PERMANENT_FAILURE, RETRYABLE_FAILURE, JobActivities
 from db.engine import unit_of_work
+from db.job_dead_letters import list_job_letters
+from db.job_items import add_items, claim_items, item_counts, next_retry_at
 from db.jobs import NewJob, enqueue
-from db.models import Job
+from db.models import Job, JobItem
 from domain.jobs_yaml import JobsFileError, load_jobs_file
 from handlers.base import JobDone, JobFailed, JobRequest
 from handlers.http_delegation import HttpDelegation, retry_after_seconds
-from schemas.jobs import JobStatus, RunJobInput
+from schemas.jobs import JobStatus, RunItemsInput, RunJobInput
 from tests.conftest import Database
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -188,3 +191,89 @@ def test_progress_goes_on_the_row_and_into_the_heartbeat_the_web_ui_shows(db: Da
     assert heartbeats == [(25,), ({"stage": "scoring", "pct": 60},), ()], "large progress stays out of the heartbeat"
     with db.sessions() as session:
         assert session.get_one(Job, job_id).progress == large
+
+
+class Recording:
+    """A handler that records the items it is given and fails those it is told to."""
+
+    def __init__(self, refuse: frozenset[int] = frozenset(), busy: frozenset[int] = frozenset()) -> None:
+        self.seen: list[str] = []
+        self.refuse, self.busy = refuse, busy
+
+    def run(self, request: JobRequest, report_progress: Callable[[object], None]) -> JobDone:
+        self.seen.append(request.job_key)
+        n = request.data["n"]
+        if n in self.refuse:
+            raise JobFailed("not mine", retryable=False)
+        if n in self.busy:
+            raise JobFailed("busy", retryable=True, retry_after=7)
+        return JobDone(result=n)
+
+
+def claimed_items(db: Database, count: int) -> tuple[int, list[int]]:
+    with unit_of_work(db.sessions) as session:
+        job_id, _ = enqueue(
+            session, NewJob("enrich", "walk", {}, priority=3, attempts=3, items=count), datetime.now(UTC)
+        )
+        add_items(session, job_id, ({"n": n} for n in range(1, count + 1)), datetime.now(UTC))
+        ids = claim_items(session, job_id, count, "run:1", datetime.now(UTC))
+    return job_id, ids
+
+
+def test_a_batch_gives_each_item_its_own_outcome_and_puts_the_busy_back_until_its_retry_time(db: Database) -> None:
+    job_id, ids = claimed_items(db, 5)
+    handler = Recording(refuse=frozenset({2}), busy=frozenset({4}))
+    activities = JobActivities(db.sessions, {"enrich": handler})
+    before = datetime.now(UTC)
+    result = ActivityEnvironment().run(
+        activities.run_items, RunItemsInput(job_id=job_id, queue="enrich", item_ids=ids, attempts=3)
+    )
+    assert handler.seen == ["walk:1", "walk:2", "walk:3", "walk:4", "walk:5"]
+    assert (result.completed, result.failed, result.retrying) == (3, 1, 1)
+    with db.sessions() as session:
+        counts = item_counts(session, job_id)
+        letters = list_job_letters(session)
+        busy = session.get_one(JobItem, ids[3])
+        retry_at = next_retry_at(session, job_id)
+        too_soon = claim_items(session, job_id, 10, "run:2", datetime.now(UTC))
+        when_due = claim_items(session, job_id, 10, "run:3", before + timedelta(seconds=8))
+    assert (counts.completed, counts.failed, counts.waiting) == (3, 1, 1), "the busy one waits in the table"
+    assert (busy.attempts, busy.error, busy.claim_token) == (1, "busy", None)
+    assert retry_at is not None
+    assert before + timedelta(seconds=7) <= retry_at <= before + timedelta(seconds=8), "the service's Retry-After"
+    assert (too_soon, when_due) == ([], [ids[3]]), "claimed again once its time has come, not before"
+    assert [(letter.error_type, letter.error) for letter in letters] == [("JobRefused", "item 2: not mine")]
+
+
+def test_an_item_out_of_attempts_in_a_batch_fails_with_its_dead_letter(db: Database) -> None:
+    job_id, ids = claimed_items(db, 1)
+    activities = JobActivities(db.sessions, {"enrich": Recording(busy=frozenset({1}))})
+    result = ActivityEnvironment().run(
+        activities.run_items, RunItemsInput(job_id=job_id, queue="enrich", item_ids=ids, attempts=1)
+    )
+    assert (result.completed, result.failed, result.retrying) == (0, 1, 0)
+    with db.sessions() as session:
+        letters = list_job_letters(session)
+    assert [(letter.error_type, letter.retry_state) for letter in letters] == [
+        ("JobAttemptFailed", "MAXIMUM_ATTEMPTS_REACHED")
+    ]
+
+
+def test_a_batch_retried_after_its_worker_died_starts_at_the_item_its_heartbeat_named(db: Database) -> None:
+    job_id, ids = claimed_items(db, 5)
+    first = Recording()
+    ActivityEnvironment().run(
+        JobActivities(db.sessions, {"enrich": first}).run_items,
+        RunItemsInput(job_id=job_id, queue="enrich", item_ids=ids[:2], attempts=3),
+    )  # items 1 and 2 finished before the crash; item 3 was under way
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, attempt=2, heartbeat_details=[2])
+    again = Recording()
+    result = environment.run(
+        JobActivities(db.sessions, {"enrich": again}).run_items,
+        RunItemsInput(job_id=job_id, queue="enrich", item_ids=ids, attempts=3),
+    )
+    assert again.seen == ["walk:3", "walk:4", "walk:5"], "nothing before the heartbeat's position is sent again"
+    assert result.completed == 3
+    with db.sessions() as session:
+        assert item_counts(session, job_id).completed == 5

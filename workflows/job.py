@@ -14,7 +14,8 @@ stay deterministic by construction, as the step workflow does: time only through
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
@@ -22,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.jobs import JobActivities
+    from domain.job_backoff import BACKOFF_FIRST, BACKOFF_MOST
     from runtime.names import (
         BULK_JOB_WORKFLOW,
         JOB_QUEUE,
@@ -49,8 +51,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.scheduled import scheduled_start
 
-BACKOFF_FIRST = timedelta(seconds=2)
-BACKOFF_MOST = timedelta(minutes=5)
+# A batch heartbeats after each item, and an item takes at most the queue's timeout: a
+# worker that died is noticed this long after the item it was running would have timed out.
+BATCH_HEARTBEAT_MARGIN = 10
 FINISH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=30)
 
 
@@ -201,7 +204,13 @@ class BulkJobWorkflow:
             token = f"{workflow.info().run_id}:{claims}"
             claimed = await workflow.execute_activity_method(
                 JobActivities.claim_items,
-                ClaimItemsInput(job_id=request.job_id, limit=room, claim_token=token, take_over=take_over),
+                ClaimItemsInput(
+                    job_id=request.job_id,
+                    limit=room,
+                    claim_token=token,
+                    take_over=take_over,
+                    now=workflow.now() if request.batch > 1 else None,
+                ),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=FINISH_RETRY,
@@ -217,7 +226,9 @@ class BulkJobWorkflow:
             if not self.in_flight and claimed.open_items == 0:
                 break
             if not claimed.item_ids:
-                if self.in_flight:  # the last items are running: nothing more to claim until they end
+                if claimed.next_retry_at is not None:  # items wait in the table for their retry time
+                    await self._until_retry_time_or_a_batch_ends(claimed.next_retry_at)
+                elif self.in_flight:  # the last items are running: nothing more to claim until they end
                     await workflow.wait_condition(lambda: not self.in_flight)
                 else:  # items left active by a run that was lost: take them over after a while
                     await workflow.sleep(timedelta(seconds=request.timeout_seconds), summary="items claimed elsewhere")
@@ -238,22 +249,39 @@ class BulkJobWorkflow:
         workflow.set_current_details(f"{outcome.completed:,} items completed, {outcome.failed:,} failed")
         return outcome
 
+    async def _until_retry_time_or_a_batch_ends(self, retry_at: datetime) -> None:
+        """Nothing to claim now: claim again when the first waiting item's retry is due, or
+        as soon as a running batch ends (it may hand items back), whichever comes first."""
+        running = len(self.in_flight)
+        wait = max(retry_at - workflow.now(), timedelta(seconds=1))
+        if not running:
+            await workflow.sleep(wait, summary="items wait for their retry")
+            return
+        with contextlib.suppress(TimeoutError):  # the retry time came first
+            await workflow.wait_condition(lambda: len(self.in_flight) < running, timeout=wait)
+
     def _start_batch(self, item_ids: list[int]) -> None:
         task = asyncio.create_task(self._run_batch(item_ids))
         for item_id in item_ids:
             self.in_flight[item_id] = task
 
     async def _run_batch(self, item_ids: list[int]) -> None:
-        """A batch's items in one activity; each item that failed but may be retried goes
-        on in its own activity with the rest of its backoff, the others are done."""
+        """A batch's items in one activity; an item that may be retried goes back to the
+        table with its retry time and is claimed again then, like any waiting item."""
         request = self.request
         try:
             result = await workflow.execute_activity_method(
                 JobActivities.run_items,
-                RunItemsInput(job_id=request.job_id, queue=request.queue, item_ids=item_ids, attempts=request.attempts),
+                RunItemsInput(
+                    job_id=request.job_id,
+                    queue=request.queue,
+                    item_ids=item_ids,
+                    attempts=request.attempts,
+                    now=workflow.now(),
+                ),
                 task_queue=job_queue(request.queue, request.task_queue_prefix),
                 start_to_close_timeout=timedelta(seconds=request.timeout_seconds * len(item_ids) + 30),
-                heartbeat_timeout=timedelta(seconds=request.timeout_seconds + 30),
+                heartbeat_timeout=timedelta(seconds=request.timeout_seconds + BATCH_HEARTBEAT_MARGIN),
                 retry_policy=FINISH_RETRY,
                 summary=f"items {item_ids[0]}..{item_ids[-1]}",
             )
@@ -265,37 +293,27 @@ class BulkJobWorkflow:
             for item_id in item_ids:
                 self.in_flight[item_id] = asyncio.create_task(self._run_item(item_id))
             return
-        retried = {retry.item_id for retry in result.retries}
         for item_id in item_ids:
-            if item_id not in retried:
-                del self.in_flight[item_id]
-        for retry in result.retries:
-            self.in_flight[retry.item_id] = asyncio.create_task(
-                self._run_item(retry.item_id, retry.attempts_made, retry.retry_after_seconds)
-            )
+            del self.in_flight[item_id]
         self._progress(done=result.completed + result.failed, failed=result.failed)
 
-    async def _run_item(self, item_id: int, attempts_before: int = 0, retry_after: float | None = None) -> None:
-        """An item in its own activity with its retries: every item of a run started before
-        batches, and the retries of an item a batch could not finish."""
+    async def _run_item(self, item_id: int) -> None:
+        """An item in its own activity with the queue's retries: every item of a run started
+        before batches, and the items of a batch that could not run at all."""
         request = self.request
         queue = job_queue(request.queue, request.task_queue_prefix)
         failed = False
-        first_wait = _backoff(attempts_before)
-        if attempts_before:  # the batch's failed attempt was the last: wait as the retry policy would
-            wait = timedelta(seconds=retry_after) if retry_after is not None else first_wait
-            await workflow.sleep(wait, summary=f"item {item_id} waits to retry")
         try:
             await workflow.execute_activity_method(
                 JobActivities.run_item,
-                RunItemInput(item_id=item_id, queue=request.queue, attempts_before=attempts_before),
+                RunItemInput(item_id=item_id, queue=request.queue),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(seconds=request.timeout_seconds),
                 retry_policy=RetryPolicy(
-                    initial_interval=_backoff(attempts_before + 1) if attempts_before else BACKOFF_FIRST,
+                    initial_interval=BACKOFF_FIRST,
                     backoff_coefficient=2.0,
                     maximum_interval=BACKOFF_MOST,
-                    maximum_attempts=request.attempts - attempts_before,
+                    maximum_attempts=request.attempts,
                 ),
                 summary=f"item {item_id}",
             )
@@ -330,8 +348,3 @@ class BulkJobWorkflow:
         self.failed += failed
         total = f" of {self.request.items:,}" if self.request.items else ""
         workflow.set_current_details(f"{self.done:,}{total} items done, {self.failed:,} failed")
-
-
-def _backoff(attempts_made: int) -> timedelta:
-    """The retry policy's wait after `attempts_made` attempts (2 s doubling, at most 5 minutes)."""
-    return min(BACKOFF_FIRST * (1 << max(attempts_made - 1, 0)), BACKOFF_MOST)
