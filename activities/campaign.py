@@ -93,6 +93,6 @@ class CampaignActivities:
         that does not exist is bad input, not a fault to retry."""
         with unit_of_work(self.sessions) as session:
             try:
-                return stop_contact(session, request.contact_id, request.reason, request.now)
+                return stop_contact(session, request.contact_id, request.reason, request.now, source="signal")
             except LookupError as error:
                 raise ApplicationError(str(error), type="ContactNotFound", non_retryable=True) from None

@@ -46,6 +46,7 @@ from runtime.settings import MailboxPauseSettings
 from schemas.activity_io import SendInput, SendResult, SettleInput
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome
+from schemas.events import ContactRef, MessageData
 
 # A retry held back by a pause comes this long after its end, so clocks that disagree by
 # milliseconds (the server's attempt time, the worker's) cannot make it meet the pause again.
@@ -160,7 +161,7 @@ class SendActivities:
         if status is ExecutionStatus.SENDING:
             receipt = self._find_earlier_send(provider, message)
             if receipt is not None:
-                return _record_sent(db, request.execution_id, receipt, now)
+                return _record_sent(db, context, receipt, now)
             if context.campaign.status == CampaignStatus.CANCELLED.value:
                 # Cancelled while this send waited to retry: settle it, do not send it now.
                 cancel_sending(db, request.execution_id, now)
@@ -169,7 +170,7 @@ class SendActivities:
             receipt = provider.send(message)
         except ProviderError as error:
             return self._provider_failed(context, error, now, last_attempt=last_attempt)
-        return _record_sent(db, request.execution_id, receipt, now)
+        return _record_sent(db, context, receipt, now)
 
     @activity.defn
     def settle_cancelled(self, request: SettleInput) -> None:
@@ -208,7 +209,7 @@ class SendActivities:
                         unknown.append(execution_id)
                     continue
                 if receipt is not None:
-                    _mark_receipt(db, execution_id, receipt, now)
+                    _mark_receipt(db, context, receipt, now)
                 else:
                     cancel_sending(db, execution_id, now)
         if busy:
@@ -453,13 +454,33 @@ def _last_attempt() -> bool:
     return maximum > 0 and info.attempt >= maximum
 
 
-def _record_sent(db: Statements, execution_id: int, receipt: SentReceipt, now: datetime) -> SendResult:
-    _mark_receipt(db, execution_id, receipt, now)
+def _record_sent(db: Statements, context: SendContext, receipt: SentReceipt, now: datetime) -> SendResult:
+    _mark_receipt(db, context, receipt, now)
     return SendResult(outcome=SendOutcome.SENT)
 
 
-def _mark_receipt(db: Statements, execution_id: int, receipt: SentReceipt, now: datetime) -> None:
-    mark_sent(db, execution_id, now, receipt.provider_message_id, receipt.provider_thread_id, receipt.rfc_message_id)
+def _mark_receipt(db: Statements, context: SendContext, receipt: SentReceipt, now: datetime) -> None:
+    """SENT, with the `message.sent` event the app hears (DESIGN W1)."""
+    contact = context.contact
+    sent = MessageData(
+        message_id=context.execution.id,
+        campaign_id=context.campaign.id,
+        step=context.step.position,
+        channel=context.step.channel,
+        contact=ContactRef(id=contact.id, email=contact.email, phone=contact.phone),
+        sender=context.sender.address,
+        provider_message_id=receipt.provider_message_id,
+        sent_at=now,
+    )
+    mark_sent(
+        db,
+        context.execution.id,
+        now,
+        receipt.provider_message_id,
+        receipt.provider_thread_id,
+        receipt.rfc_message_id,
+        event=(context.campaign.workspace_id, sent),
+    )
 
 
 def _paused(context: SendContext, now: datetime) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert, insert_many
 from db.engine import changed_rows
+from db.events import record_event
 from db.models import (
     DEFAULT_WORKSPACE_ID,
     Contact,
@@ -34,6 +35,7 @@ from domain.addresses import normalise_phone, normalise_sender_address, normalis
 from domain.contacts_csv import ContactRecord
 from schemas.campaign_file import validate_timezone
 from schemas.enums import Channel, ExecutionStatus, SkipReason
+from schemas.events import ContactData, ContactRef, EventType
 
 BATCH_SIZE = 1000
 KNOWN_PROVIDERS = frozenset({"outbox", "gmail", "twilio"})
@@ -290,25 +292,25 @@ def list_senders(session: Session, *, workspace_id: int = DEFAULT_WORKSPACE_ID) 
     ).all()
 
 
-def stop_contact(session: Session, contact_id: int, reason: SkipReason | str, now: datetime) -> int:
+def stop_contact(
+    session: Session, contact_id: int, reason: SkipReason | str, now: datetime, *, source: str | None = None
+) -> int:
     """Stop all outreach to a contact (reply, bounce, opt-out) in every campaign at once.
 
     Open executions that have not started sending are skipped; rows already `SENDING`
     are left to finish, and the send gate refuses anything later because the contact is
-    flagged. Idempotent: the first stop's reason and time are kept. Returns how many
-    executions were skipped.
+    flagged. Idempotent: the first stop's reason and time are kept, and only the first
+    stop tells the app (`contact.replied`, `contact.bounced`, `contact.unsubscribed`).
+    Returns how many executions were skipped.
     """
     reason = SkipReason(reason)
-    flagged = session.execute(
-        update(Contact)
-        .where(Contact.id == contact_id)
-        .values(
-            stopped_reason=func.coalesce(Contact.stopped_reason, reason.value),
-            stopped_at=func.coalesce(Contact.stopped_at, bindparam("now", now, type_=Contact.stopped_at.type)),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if changed_rows(flagged) == 0:
+    first = session.execute(
+        update(_CONTACTS)
+        .where(_CONTACTS.c.id == contact_id, _CONTACTS.c.stopped_reason.is_(None))
+        .values(stopped_reason=reason.value, stopped_at=now)
+        .returning(_CONTACTS.c.email, _CONTACTS.c.phone, _CONTACTS.c.workspace_id)
+    ).first()
+    if first is None and session.scalar(select(Contact.id).where(Contact.id == contact_id)) is None:
         raise LookupError(f"contact {contact_id} does not exist")
     session.execute(
         update(Enrollment)
@@ -316,16 +318,36 @@ def stop_contact(session: Session, contact_id: int, reason: SkipReason | str, no
         .values(status=STOPPED_ENROLLMENT)
         .execution_options(synchronize_session=False)
     )
-    skipped = session.execute(
-        update(StepExecution)
-        .where(
-            StepExecution.contact_id == contact_id,
-            StepExecution.status.in_([ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]),
+    skipped = changed_rows(
+        session.execute(
+            update(StepExecution)
+            .where(
+                StepExecution.contact_id == contact_id,
+                StepExecution.status.in_([ExecutionStatus.SCHEDULED.value, ExecutionStatus.QUEUED.value]),
+            )
+            .values(status=ExecutionStatus.SKIPPED.value, skip_reason=reason.value, lease_until=None, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(status=ExecutionStatus.SKIPPED.value, skip_reason=reason.value, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
     )
-    return changed_rows(skipped)
+    kind = STOP_EVENTS.get(reason)
+    if first is not None and kind is not None:
+        email, phone, workspace_id = first
+        data = ContactData(
+            contact=ContactRef(id=contact_id, email=email, phone=phone),
+            reason=reason.value,
+            source=source,
+            stopped_messages=skipped,
+            at=now,
+        )
+        record_event(session, kind, data, now, workspace_id)
+    return skipped
+
+
+STOP_EVENTS = {
+    SkipReason.REPLIED: EventType.CONTACT_REPLIED,
+    SkipReason.BOUNCED: EventType.CONTACT_BOUNCED,
+    SkipReason.UNSUBSCRIBED: EventType.CONTACT_UNSUBSCRIBED,
+}
 
 
 def find_contact_by_email(session: Session, email: str, *, workspace_id: int = DEFAULT_WORKSPACE_ID) -> Contact | None:

@@ -102,6 +102,24 @@ class Statements:
         self._committed()
         return changed
 
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The statements inside commit as one transaction, where each would otherwise
+        commit by itself (SQLite's `commit_each`; a session's transaction already is one).
+        Not for an autocommit PostgreSQL connection: there, one statement does it."""
+        if not self._commit_each:
+            yield
+            return
+        self._commit_each = False
+        try:
+            yield
+        except BaseException:
+            self._target.rollback()
+            raise
+        finally:
+            self._commit_each = True
+        self._target.commit()
+
     def _committed(self) -> None:
         if self._commit_each:
             self._target.commit()

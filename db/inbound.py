@@ -249,20 +249,20 @@ def _act(
     """The effect of a stored message on its contact: (stopped, suppressed address)."""
     kind = found.kind
     if kind is InboundKind.REPLY:
-        stop_contact(session, contact_id, SkipReason.REPLIED, now)
+        stop_contact(session, contact_id, SkipReason.REPLIED, now, source="gmail")
         return True, None
     if kind is InboundKind.UNSUBSCRIBE:
         # The person who asked, who may be a colleague answering in the contact's thread.
         address = found.from_address or _contact_email(session, contact_id)
         suppressed = _suppress(session, address, "asked to be removed (email reply)", now, workspace_id)
-        stop_contact(session, contact_id, SkipReason.UNSUBSCRIBED, now)
+        stop_contact(session, contact_id, SkipReason.UNSUBSCRIBED, now, source="gmail")
         return True, suppressed
     if kind is InboundKind.BOUNCE_HARD:
         # The address we mail, which a forwarding server may have rewritten in the report.
         address = _contact_email(session, contact_id) or found.bounced_recipient
         reason = f"hard bounce {found.bounce_status}" if found.bounce_status else "hard bounce"
         suppressed = _suppress(session, address, reason, now, workspace_id)
-        stop_contact(session, contact_id, SkipReason.BOUNCED, now)
+        stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail")
         return True, suppressed
     if kind is InboundKind.BOUNCE_SOFT:
         count = session.execute(
@@ -277,7 +277,7 @@ def _act(
         address = _contact_email(session, contact_id) or found.bounced_recipient
         reason = f"{count} soft bounces" + (f", last {found.bounce_status}" if found.bounce_status else "")
         suppressed = _suppress(session, address, reason, now, workspace_id)
-        stop_contact(session, contact_id, SkipReason.BOUNCED, now)
+        stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail")
         return True, suppressed
     return False, None
 

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
 from db.engine import changed_rows
+from db.events import record_event
 from db.models import DEFAULT_WORKSPACE_ID, Job
+from schemas.events import EventType, JobData
 from schemas.jobs import JobStatus, JobView
 
 JOBS = cast(Table, Job.__table__)
@@ -105,7 +107,7 @@ def complete(session: Session, job_id: int, result: Any, progress: Any, attempt:
     }
     if progress is not None:
         values["progress"] = progress
-    return _move(session, job_id, values)
+    return _finish_with_event(session, job_id, values, now)
 
 
 def record_failed_attempt(
@@ -127,7 +129,41 @@ def finish(session: Session, job_id: int, status: JobStatus, error: str | None, 
     values: dict[str, Any] = {"status": status.value, "finished_at": now, "updated_at": now}
     if error is not None:
         values["error"] = error
+    if status is JobStatus.FAILED:
+        return _finish_with_event(session, job_id, values, now)
     return _move(session, job_id, values)
+
+
+def _finish_with_event(session: Session, job_id: int, values: dict[str, Any], now: datetime) -> bool:
+    """A job's end, once, with the event that tells the app (`job.completed`, `job.failed`)
+    in the same statement's transaction; the row read back by the statement that moved it."""
+    statement = (
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status.in_(_UNFINISHED))
+        .values(**values)
+        .returning(
+            JOBS.c.job_key, JOBS.c.queue, JOBS.c.name, JOBS.c.status, JOBS.c.attempts_made, JOBS.c.result,
+            JOBS.c.error, JOBS.c["items"], JOBS.c.workspace_id,
+        )
+    )  # fmt: skip
+    row = session.execute(statement).first()
+    if row is None:
+        return False
+    job_key, queue, name, status, attempts_made, result, error, items, workspace_id = row
+    kind = EventType.JOB_COMPLETED if status == JobStatus.COMPLETED.value else EventType.JOB_FAILED
+    data = JobData(
+        job_id=job_key,
+        queue=queue,
+        name=name,
+        status=status,
+        attempts_made=attempts_made,
+        result=None if items else result,
+        error=error,
+        items=result if items and isinstance(result, dict) else None,
+        at=now,
+    )
+    record_event(session, kind, data, now, workspace_id)
+    return True
 
 
 def reset_for_retry(session: Session, job_id: int, now: datetime) -> bool:

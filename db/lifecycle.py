@@ -14,19 +14,25 @@ from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
 from db.engine import changed_rows
+from db.events import record_event
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Step, StepExecution
 from db.planning import make_slotter
 from db.types import UTCDateTime
 from domain.calendar import LocalWindow, zone
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus
+from schemas.events import CampaignData, EventType
 from schemas.workflow_io import StepPlan
 
 PAGE = 5000
 
 
 def project_status(session: Session, campaign_id: int, state: CampaignStatus, version: int, now: datetime) -> bool:
-    """Write the campaign's status if this version is newer than the stored one."""
+    """Write the campaign's status if this version is newer than the stored one, with the
+    event that tells the app (launched, paused, resumed, cancelled, completed)."""
+    before = session.execute(
+        select(Campaign.status, Campaign.name, Campaign.workspace_id).where(Campaign.id == campaign_id)
+    ).one_or_none()
     values: dict[str, object] = {"status": state.value, "lifecycle_version": version}
     if state.finished:
         values["finished_at"] = now
@@ -36,7 +42,24 @@ def project_status(session: Session, campaign_id: int, state: CampaignStatus, ve
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return changed_rows(result) == 1
+    if changed_rows(result) != 1:
+        return False
+    if before is not None and (kind := _lifecycle_event(CampaignStatus(before[0]), state)) is not None:
+        data = CampaignData(campaign_id=campaign_id, name=before[1], status=state.value, at=now)
+        record_event(session, kind, data, now, before[2])
+    return True
+
+
+def _lifecycle_event(before: CampaignStatus, after: CampaignStatus) -> EventType | None:
+    if before == after:
+        return None
+    if after is CampaignStatus.ACTIVE:
+        return EventType.CAMPAIGN_RESUMED if before is CampaignStatus.PAUSED else EventType.CAMPAIGN_LAUNCHED
+    return {
+        CampaignStatus.PAUSED: EventType.CAMPAIGN_PAUSED,
+        CampaignStatus.CANCELLED: EventType.CAMPAIGN_CANCELLED,
+        CampaignStatus.COMPLETED: EventType.CAMPAIGN_COMPLETED,
+    }.get(after)
 
 
 def record_pause(session: Session, campaign_id: int, paused_at: datetime) -> None:

@@ -7,21 +7,23 @@ the sends that meet it: the quota claim refuses a disabled sender, so its contac
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.dialect import dialect_insert
-from db.engine import changed_rows
+from db.events import record_event
 from db.models import DEFAULT_WORKSPACE_ID, MailboxSync, Sender
 from domain.addresses import normalise_sender_address
 from runtime.settings import MailboxPauseSettings
 from schemas.campaign_file import validate_timezone
 from schemas.enums import Channel
+from schemas.events import EventType, MailboxData
 
 ACTIVE = "active"
+_SENDERS = cast(Table, Sender.__table__)
 DISABLED = "disabled"
 
 
@@ -69,15 +71,21 @@ def stored_credentials(session: Session, address: str) -> str | None:
     )
 
 
-def disable_sender(session: Session, sender_id: int, reason: str) -> bool:
-    """Stop using a sender until it is reconnected; the first reason is kept."""
-    result = session.execute(
-        update(Sender)
-        .where(Sender.id == sender_id, Sender.status == ACTIVE)
+def disable_sender(session: Session, sender_id: int, reason: str, now: datetime | None = None) -> bool:
+    """Stop using a sender until it is reconnected; the first reason is kept, and the app
+    hears of it once (`mailbox.disabled`)."""
+    now = now or datetime.now(UTC)
+    row = session.execute(
+        update(_SENDERS)
+        .where(_SENDERS.c.id == sender_id, _SENDERS.c.status == ACTIVE)
         .values(status=DISABLED, status_reason=reason[:500])
-        .execution_options(synchronize_session=False)
-    )
-    return bool(changed_rows(result))
+        .returning(_SENDERS.c.address, _SENDERS.c.workspace_id)
+    ).first()
+    if row is None:
+        return False
+    data = MailboxData(sender_id=sender_id, address=row[0], reason=reason[:500], at=now)
+    record_event(session, EventType.MAILBOX_DISABLED, data, now, row[1])
+    return True
 
 
 class Throttling(NamedTuple):
@@ -109,12 +117,15 @@ def note_throttling(session: Session, sender_id: int, now: datetime, policy: Mai
     if count < policy.after_failures:
         return Throttling(None, newly_paused=False)
     until = now + timedelta(seconds=policy.pause_seconds)
-    session.execute(
-        update(Sender)
-        .where(Sender.id == sender_id)
+    address, workspace_id = session.execute(
+        update(_SENDERS)
+        .where(_SENDERS.c.id == sender_id)
         .values(paused_until=until, throttled_count=0, throttled_since=None)
-        .execution_options(synchronize_session=False)
-    )
+        .returning(_SENDERS.c.address, _SENDERS.c.workspace_id)
+    ).one()
+    reason = f"{count} rate limits or provider errors within {policy.within_seconds} s"
+    data = MailboxData(sender_id=sender_id, address=address, reason=reason, paused_until=until, at=now)
+    record_event(session, EventType.MAILBOX_PAUSED, data, now, workspace_id)
     return Throttling(until, newly_paused=True)
 
 

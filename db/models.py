@@ -386,3 +386,78 @@ class JobItem(Base):
     claim_token: Mapped[str | None] = mapped_column(String(64))
     not_before: Mapped[datetime | None]  # a waiting item's retry time (batches retry through the table)
     updated_at: Mapped[datetime]
+
+
+class Event(Base):
+    """An event for the app (DESIGN W1), written in the same transaction as the change it
+    reports. `position` is given once the row is committed, in the order events became
+    visible (`db.events.assign_positions`): delivery reads positions as its cursor, so an
+    event whose transaction committed late is never passed over."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    type: Mapped[str] = mapped_column(String(48))
+    data: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+
+
+class WebhookEndpoint(Base):
+    """Where the app hears events (DESIGN W3): a URL, the event types it wants (none: all),
+    its signing secret (encrypted with the deployment key; the previous one signs too until
+    `previous_secret_until`), and its cursor: the last event position it has taken on."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = _workspace()
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(Text)  # encrypted
+    previous_secret: Mapped[str | None] = mapped_column(Text)  # encrypted
+    previous_secret_until: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))  # enabled | disabled
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    failing_since: Mapped[datetime | None]  # first failure with no success since
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: pending until delivered, or failed when its retries are
+    spent. `webhook-id` is the event's id, so a retry or a replay is the same message."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "endpoint_id", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(BigInteger)  # the event's, for order
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivering | delivered | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookAttempt(Base):
+    """Every attempt at a delivery: when, the answer's status code, how long, what went
+    wrong. Never the body."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    latency_ms: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))

@@ -16,6 +16,8 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple
 from sqlalchemy.orm import Session, aliased
 
 from db.dialect import dialect_insert, insert_many, refresh_statistics
+from db.engine import changed_rows
+from db.events import record_event
 from db.models import Campaign, CampaignPause, Contact, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
 from db.warmup import sender_ramp
@@ -25,6 +27,7 @@ from domain.slotting import SenderCapacity, Slotter
 from schemas.activity_io import FetchDueResult, PlanStepResult
 from schemas.campaign_file import CampaignFile
 from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, Channel, ExecutionStatus, SkipReason
+from schemas.events import EventType, StepData
 from schemas.workflow_io import PlanCursor
 
 PAGE = 5000
@@ -471,4 +474,23 @@ def _claim(
 
 
 def mark_step_finished(session: Session, step_id: int, now: datetime) -> None:
-    session.execute(update(Step).where(Step.id == step_id, Step.finished_at.is_(None)).values(finished_at=now))
+    """Once: the step's finish time, and `step.finished` with its messages by outcome."""
+    finished = session.execute(
+        update(Step)
+        .where(Step.id == step_id, Step.finished_at.is_(None))
+        .values(finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if changed_rows(finished) != 1:
+        return
+    campaign_id, position, workspace_id = session.execute(
+        select(Step.campaign_id, Step.position, Campaign.workspace_id)
+        .join(Campaign, Campaign.id == Step.campaign_id)
+        .where(Step.id == step_id)
+    ).one()
+    by_status = select(StepExecution.status, func.count()).where(StepExecution.step_id == step_id)
+    counts = session.execute(by_status.group_by(StepExecution.status)).all()
+    data = StepData(
+        campaign_id=campaign_id, step=position, counts={status: int(count) for status, count in counts}, at=now
+    )
+    record_event(session, EventType.STEP_FINISHED, data, now, workspace_id)

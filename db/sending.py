@@ -15,15 +15,35 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Date, Select, String, Table, Update, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Date,
+    Integer,
+    Select,
+    String,
+    Table,
+    Update,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from db.engine import Statements
+from db.events import EVENTS as _EVENTS
+from db.events import event_values, record_event
 from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
 from domain.calendar import local_day, zone
 from domain.warmup import ramp_of
 from schemas.enums import TERMINAL_STATUSES, WAITING_STATUSES, CampaignStatus, Channel, ExecutionStatus
+from schemas.events import ContactRef, EventType, MessageData
 
 # Core tables for the hot-path UPDATEs: ORM-enabled statements cost more worker CPU than
 # the database spends on them, and these never need the identity map.
@@ -98,6 +118,7 @@ class SenderView:
 @dataclass(frozen=True, slots=True)
 class CampaignView:
     id: int
+    workspace_id: int
     status: str
     timezone: str
     definition: dict[str, Any]
@@ -372,6 +393,25 @@ _MARK_SENT = (
 )
 
 
+# SENT and its `message.sent` event in one statement (PostgreSQL runs the send path in
+# autocommit): the event is inserted from the row the UPDATE returns, so it exists exactly
+# when the row moved.
+_SENT = _MARK_SENT.returning(StepExecution.id).cte("sent")
+_MARK_SENT_WITH_EVENT = (
+    insert(_EVENTS)
+    .add_cte(_SENT)
+    .from_select(
+        ["workspace_id", "type", "data", "occurred_at"],
+        select(
+            bindparam("p_workspace_id", type_=Integer()),
+            literal(EventType.MESSAGE_SENT.value, String()),
+            bindparam("p_event", type_=JSON()),
+            bindparam("p_now", type_=UTCDateTime()),
+        ).select_from(_SENT),
+    )
+)
+
+
 def mark_sent(
     db: Statements,
     execution_id: int,
@@ -379,20 +419,30 @@ def mark_sent(
     message_id: str,
     thread_id: str | None,
     rfc_message_id: str | None = None,
+    *,
+    event: tuple[int, MessageData] | None = None,
 ) -> bool:
-    """Tx 2. `rfc_message_id` replaces the key when the provider kept another Message-ID,
-    so follow-ups reference the message as the recipient saw it."""
-    changed = db.count(
-        _MARK_SENT,
-        {
-            "p_execution_id": execution_id,
-            "p_now": now,
-            "p_message_id": message_id,
-            "p_thread_id": thread_id,
-            "p_rfc_message_id": rfc_message_id,
-        },
-    )
-    return changed == 1
+    """Tx 2, with the `message.sent` event (workspace, body) when given. `rfc_message_id`
+    replaces the key when the provider kept another Message-ID, so follow-ups reference the
+    message as the recipient saw it."""
+    params = {
+        "p_execution_id": execution_id,
+        "p_now": now,
+        "p_message_id": message_id,
+        "p_thread_id": thread_id,
+        "p_rfc_message_id": rfc_message_id,
+    }
+    if event is None:
+        return db.count(_MARK_SENT, params) == 1
+    workspace_id, data = event
+    if db.dialect == "postgresql":
+        body = event_values(EventType.MESSAGE_SENT, data, now, workspace_id)["data"]
+        return db.count(_MARK_SENT_WITH_EVENT, {**params, "p_workspace_id": workspace_id, "p_event": body}) == 1
+    with db.together():
+        changed = db.count(_MARK_SENT, params) == 1
+        if changed:
+            record_event(db, EventType.MESSAGE_SENT, data, now, workspace_id)
+    return changed
 
 
 def reschedule(db: Statements, execution_id: int, when: datetime, now: datetime, *, from_sending: bool = False) -> bool:
@@ -449,7 +499,38 @@ def dead_letter(
             created_at=now,
         )
     )
+    _record_failure(session, execution_id, f"{error_type}", message, attempts, now)
     return attempts
+
+
+def _record_failure(
+    session: Session, execution_id: int, error_type: str, message: str, attempts: int, now: datetime
+) -> None:
+    """`message.failed`, with the row it reports."""
+    row = session.execute(
+        select(
+            StepExecution.campaign_id, Step.position, Step.channel, Contact.id, Contact.email, Contact.phone,
+            Sender.address, Campaign.workspace_id,
+        )
+        .join(Step, Step.id == StepExecution.step_id)
+        .join(Contact, Contact.id == StepExecution.contact_id)
+        .join(Campaign, Campaign.id == StepExecution.campaign_id)
+        .outerjoin(Sender, Sender.id == StepExecution.sender_id)
+        .where(StepExecution.id == execution_id)
+    ).one()  # fmt: skip
+    campaign_id, position, channel, contact_id, email, phone, sender, workspace_id = row
+    data = MessageData(
+        message_id=execution_id,
+        campaign_id=campaign_id,
+        step=position,
+        channel=channel,
+        contact=ContactRef(id=contact_id, email=email, phone=phone),
+        sender=sender,
+        error_type=error_type,
+        error=message[:1000],
+        attempts=attempts,
+    )
+    record_event(session, EventType.MESSAGE_FAILED, data, now, workspace_id)
 
 
 _CLAIM_RETRY = (

@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session
 from db.contacts_repo import add_suppression, stop_contact
 from db.dialect import dialect_insert
 from db.engine import changed_rows
-from db.models import DEFAULT_WORKSPACE_ID, Contact, InboundMessage, Sender, Step, StepExecution, Suppression
+from db.events import record_event
+from db.models import DEFAULT_WORKSPACE_ID, Campaign, Contact, InboundMessage, Sender, Step, StepExecution, Suppression
 from domain.addresses import normalise_phone, normalise_suppression
 from domain.sms_keywords import SmsIntent, classify_sms
 from domain.unsubscribe_tokens import UnsubscribeClaim
 from schemas.enums import Channel, ExecutionStatus, SkipReason, SuppressionKind
+from schemas.events import ContactData, ContactRef, EventType, MessageData
 
 SMS_OPT_OUT_REASON = "sms opt-out"
 UNSUBSCRIBE_LINK_REASON = "unsubscribe link"
@@ -120,13 +122,15 @@ def receive_sms(
     if intent is SmsIntent.OPT_OUT:
         if phone is not None:
             add_suppression(session, phone, SMS_OPT_OUT_REASON, now, workspace_id=workspace_id)
-        skipped = sum(stop_contact(session, each, SkipReason.UNSUBSCRIBED, now) for each in contact_ids)
+        skipped = sum(
+            stop_contact(session, each, SkipReason.UNSUBSCRIBED, now, source="twilio") for each in contact_ids
+        )
     elif intent is SmsIntent.OPT_IN:
         assert phone is not None  # `_opted_out` found a suppression of it
         remove_suppression(session, phone, reason=SMS_OPT_OUT_REASON, workspace_id=workspace_id)
         _unstop_unsubscribed(session, contact_ids, now)
     elif intent is SmsIntent.REPLY:
-        skipped = sum(stop_contact(session, each, SkipReason.REPLIED, now) for each in contact_ids)
+        skipped = sum(stop_contact(session, each, SkipReason.REPLIED, now, source="twilio") for each in contact_ids)
     return SmsAction(intent, contact_id, duplicate=False, skipped_executions=skipped)
 
 
@@ -178,7 +182,7 @@ def record_delivery_status(
     status = status.strip().lower() if status else None
     if status in order:
         lower = [name for name, rank in order.items() if rank < order[status]]
-        session.execute(
+        moved = session.execute(
             update(StepExecution)
             .where(
                 StepExecution.id == execution_id,
@@ -191,6 +195,8 @@ def record_delivery_status(
             )
             .execution_options(synchronize_session=False)
         )
+        if changed_rows(moved):
+            _record_delivery(session, execution_id, status, now)
     elif error_code:
         _fill_error_code(session, execution_id, error_code, now)
     if answered_by and answered_by.strip():
@@ -214,7 +220,7 @@ def unsubscribe(session: Session, claim: UnsubscribeClaim, now: datetime) -> boo
         return False
     if contact.email:
         add_suppression(session, contact.email, UNSUBSCRIBE_LINK_REASON, now, workspace_id=contact.workspace_id)
-    stop_contact(session, contact.id, SkipReason.UNSUBSCRIBED, now)
+    stop_contact(session, contact.id, SkipReason.UNSUBSCRIBED, now, source="link")
     return True
 
 
@@ -321,12 +327,45 @@ def _previous_action(session: Session, message_sid: str) -> SmsAction:
 
 
 def _unstop_unsubscribed(session: Session, contact_ids: Sequence[int], now: datetime) -> None:
-    """Contacts stopped for another reason (a reply, a bounce) stay stopped."""
+    """Contacts stopped for another reason (a reply, a bounce) stay stopped. Each contact
+    that opted back in tells the app (`contact.resubscribed`)."""
     if not contact_ids:
         return
-    session.execute(
-        update(Contact)
-        .where(Contact.id.in_(contact_ids), Contact.stopped_reason == SkipReason.UNSUBSCRIBED.value)
+    _contacts = cast(Table, Contact.__table__)
+    resubscribed = session.execute(
+        update(_contacts)
+        .where(_contacts.c.id.in_(contact_ids), _contacts.c.stopped_reason == SkipReason.UNSUBSCRIBED.value)
         .values(stopped_reason=None, stopped_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .returning(_contacts.c.id, _contacts.c.email, _contacts.c.phone, _contacts.c.workspace_id)
+    ).all()
+    for contact_id, email, phone, workspace_id in resubscribed:
+        data = ContactData(
+            contact=ContactRef(id=contact_id, email=email, phone=phone), reason="resubscribed", source="twilio", at=now
+        )
+        record_event(session, EventType.CONTACT_RESUBSCRIBED, data, now, workspace_id)
+
+
+def _record_delivery(session: Session, execution_id: int, status: str, now: datetime) -> None:
+    """`message.delivery`: the provider's status moved up its ladder."""
+    row = session.execute(
+        select(
+            StepExecution.campaign_id, Step.position, Step.channel, Contact.id, Contact.email, Contact.phone,
+            StepExecution.provider_message_id, StepExecution.sent_at, Campaign.workspace_id,
+        )
+        .join(Step, Step.id == StepExecution.step_id)
+        .join(Contact, Contact.id == StepExecution.contact_id)
+        .join(Campaign, Campaign.id == StepExecution.campaign_id)
+        .where(StepExecution.id == execution_id)
+    ).one()  # fmt: skip
+    campaign_id, position, channel, contact_id, email, phone, provider_id, sent_at, workspace_id = row
+    data = MessageData(
+        message_id=execution_id,
+        campaign_id=campaign_id,
+        step=position,
+        channel=channel,
+        contact=ContactRef(id=contact_id, email=email, phone=phone),
+        provider_message_id=provider_id,
+        sent_at=sent_at,
+        delivery_status=status,
     )
+    record_event(session, EventType.MESSAGE_DELIVERY, data, now, workspace_id)

@@ -22,7 +22,9 @@ MAILBOX_SYNC_WORKFLOW = "MailboxSyncWorkflow"
 JOB_WORKFLOW = "JobWorkflow"
 REPEAT_JOB_WORKFLOW = "RepeatJobWorkflow"
 BULK_JOB_WORKFLOW = "BulkJobWorkflow"
+WEBHOOK_DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"
 INBOUND_QUEUE = "inbound"
+WEBHOOK_QUEUE = "webhooks"
 
 
 def campaign_workflow_id(campaign_id: int, prefix: str = "") -> str:
@@ -51,6 +53,16 @@ def mailbox_sync_workflow_id(sender_id: int, prefix: str = "") -> str:
     return f"{prefix}mailbox-sync-{sender_id}"
 
 
+def webhook_queue(prefix: str = "") -> str:
+    """Deliveries to the app's endpoints: network-bound, apart from sends and syncs."""
+    return f"{prefix}{WEBHOOK_QUEUE}"
+
+
+def webhook_workflow_id(endpoint_id: int, prefix: str = "") -> str:
+    """One delivery workflow per endpoint (DESIGN W3)."""
+    return f"{prefix}webhooks-{endpoint_id}"
+
+
 def job_queue(queue: str, prefix: str = "") -> str:
     """Each job queue is its own task queue (DESIGN J5): its slots, its rate limit."""
     return f"{prefix}jobs-{queue}"
@@ -66,7 +78,7 @@ def dead_letter_retry_workflow_id(dead_letter_id: int, prefix: str = "") -> str:
     return f"{prefix}dlq-retry-{dead_letter_id}"
 
 
-QueueKind = Literal["campaigns", "email", "sms", "voicemail", "inbound"]
+QueueKind = Literal["campaigns", "email", "sms", "voicemail", "inbound", "webhooks"]
 
 
 def queue_kind(queue: str, prefix: str = "") -> QueueKind:
@@ -75,4 +87,9 @@ def queue_kind(queue: str, prefix: str = "") -> QueueKind:
 
 
 def all_queues(prefix: str = "") -> list[str]:
-    return [campaign_queue(prefix), *(channel_queue(c, prefix) for c in Channel), inbound_queue(prefix)]
+    return [
+        campaign_queue(prefix),
+        *(channel_queue(c, prefix) for c in Channel),
+        inbound_queue(prefix),
+        webhook_queue(prefix),
+    ]

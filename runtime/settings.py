@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.durations import parse_seconds
 from runtime.names import QueueKind
 
 DEFAULT_HOME = Path(".outbound")
@@ -72,6 +73,35 @@ class MailboxPauseSettings(BaseModel):
     after_failures: int = Field(5, ge=1, description="Rate limits or 5xx that pause a mailbox...")
     within_seconds: int = Field(60, ge=1, description="...when they happen within this many seconds.")
     pause_seconds: int = Field(300, ge=1, description="How long the mailbox then sends nothing.")
+
+
+class WebhookSettings(BaseModel):
+    """Delivery of events to the app's endpoints (`OUTBOUND_WEBHOOKS__DISABLE_AFTER=5d`)."""
+
+    model_config = {"extra": "forbid"}
+
+    disable_after: int = Field(
+        5 * 86_400, ge=60, description="An endpoint whose deliveries have all failed this long is disabled (5d)."
+    )
+    rotation_grace: int = Field(
+        86_400, ge=0, description="After `webhooks rotate-secret`, the old secret also signs for this long (24h)."
+    )
+    allow_private: bool = Field(
+        False, description="Deliver to loopback and private addresses (local receivers, tests); refused otherwise."
+    )
+    batch: int = Field(50, ge=1, le=500, description="Events one delivery activity posts, in order.")
+    poll: float = Field(
+        20.0, ge=0, le=300, description="Seconds a delivery workflow's claim waits for new events (0: check on timers)."
+    )
+    timeout: int = Field(15, ge=1, le=120, description="Seconds an endpoint has to answer.")
+
+    @field_validator("disable_after", "rotation_grace", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """`5d`, `12h`, `90m` as well as plain seconds."""
+        if isinstance(value, str) and not value.strip().isdigit():
+            return parse_seconds(value)
+        return value
 
 
 class QueueLimits(BaseModel):
@@ -156,6 +186,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mailbox_pause: MailboxPauseSettings = Field(default_factory=MailboxPauseSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def worker_limits(self, kind: QueueKind) -> dict[str, Any]:
         """`Worker` options for one queue: its override, else the defaults. The campaigns

@@ -27,7 +27,7 @@ def _register_commands() -> None:
     from starter import cli_report
 
     cli_report.register(cli_campaign.campaign_app)  # `campaign report`
-    from starter import cli_api_keys, cli_dlq, cli_jobs, cli_retention, cli_workspace
+    from starter import cli_api_keys, cli_dlq, cli_jobs, cli_retention, cli_webhooks, cli_workspace
 
     app.add_typer(cli_dlq.dlq_app, name="dlq")
     app.add_typer(cli_retention.retention_app, name="retention")
@@ -35,6 +35,7 @@ def _register_commands() -> None:
     app.add_typer(cli_jobs.queues_app, name="queues")
     app.add_typer(cli_jobs.jobs_app, name="jobs")
     app.add_typer(cli_api_keys.api_keys_app, name="api-keys")
+    app.add_typer(cli_webhooks.webhooks_app, name="webhooks")
     cli_system.register(app)
     cli_channels.register(app)
     cli_schedules.register(app)

@@ -161,7 +161,7 @@ def mark_replied(
         if found is None:
             raise UserError(f"no contact with {'email' if by_email else 'phone'} {contact!r}")
         earlier = found.stopped_reason
-        skipped = stop_contact(session, found.id, SkipReason.REPLIED, datetime.now(UTC))
+        skipped = stop_contact(session, found.id, SkipReason.REPLIED, datetime.now(UTC), source="cli")
     note = f" (already stopped: {earlier})" if earlier else ""
     ctx.console.print(f"Contact {found.id} marked as replied{note}: {skipped} pending message(s) stopped.")
 

@@ -45,20 +45,8 @@ class FeatureService:
 def feature_service(secret: str) -> Iterator[FeatureService]:
     """examples/feature_service.py served by uvicorn in a thread, on a free port."""
     app = create_app(secret)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the feature service did not start")
-        time.sleep(0.02)
-    try:
-        yield FeatureService(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(app) as base:
+        yield FeatureService(base, app)
 
 
 def write_jobs_file(folder: Path, endpoint: str, **queue: Any) -> Path:
@@ -84,3 +72,51 @@ async def closed_result(handle: WorkflowHandle[Any, T], *, timeout: float) -> T:
             raise AssertionError(f"{handle.id} still running after {timeout:g} s")
         await asyncio.sleep(0.5)
     return await handle.result()
+
+
+@dataclass
+class Receiver:
+    url: str
+    app: Any
+
+    @property
+    def received(self) -> list[tuple[str, dict[str, Any]]]:
+        return list(self.app.state.received)
+
+    def trust(self, *secrets: str) -> None:
+        """Verify with these secrets (any one of them) from now on."""
+        from standardwebhooks import Webhook
+
+        self.app.state.verifiers = [Webhook(secret) for secret in secrets]
+
+    def answer_first(self, *statuses: int, retry_after: int | None = None) -> None:
+        self.app.state.answers.extend(statuses)
+        self.app.state.retry_after = retry_after
+
+
+@contextmanager
+def webhook_receiver(*secrets: str) -> Iterator[Receiver]:
+    """examples/webhook_receiver.py served by uvicorn in a thread, on a free port."""
+    from examples.webhook_receiver import create_app as receiver_app
+
+    app = receiver_app(*secrets)
+    with serving(app) as base:
+        yield Receiver(f"{base}/webhooks", app)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)

@@ -27,6 +27,7 @@ from activities.retention import RetentionActivities
 from activities.send_observer import SendObserver
 from activities.sending import SendActivities
 from activities.stepping import StepActivities
+from activities.webhooks import WebhookActivities
 from db.engine import SessionFactory
 from handlers.base import JobHandler
 from providers.base import Provider
@@ -38,7 +39,15 @@ from providers.stored_credentials import KeylessCredentials, StoredGmailCredenti
 from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
 from runtime.job_queues import configured_jobs, job_handlers
 from runtime.metrics import OutboundMetrics, client_meter
-from runtime.names import all_queues, campaign_queue, channel_queue, inbound_queue, job_queue, queue_kind
+from runtime.names import (
+    all_queues,
+    campaign_queue,
+    channel_queue,
+    inbound_queue,
+    job_queue,
+    queue_kind,
+    webhook_queue,
+)
 from runtime.secrets import SecretBox, SecretKeyMissing
 from runtime.settings import Settings
 from schemas.enums import Channel
@@ -51,6 +60,7 @@ from workflows.mailbox_sync import MailboxSyncWorkflow
 from workflows.maintenance import FollowUpWorkflow, WarmupResetWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.step import CampaignStepWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 WORKFLOWS: list[type] = [
     CampaignWorkflow,
@@ -218,6 +228,19 @@ def build_workers(
                     client,
                     task_queue=queue,
                     activities=[inbound.sync_mailbox],
+                    activity_executor=executor,
+                    **limits,
+                    **worker_options,
+                )
+            )
+        elif queue == webhook_queue(prefix):
+            webhooks = WebhookActivities(sessions, settings.secret_key, settings.webhooks)
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=[WebhookDeliveryWorkflow],
+                    activities=[webhooks.claim_webhooks, webhooks.deliver_webhooks],
                     activity_executor=executor,
                     **limits,
                     **worker_options,
