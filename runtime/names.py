@@ -23,6 +23,7 @@ JOB_WORKFLOW = "JobWorkflow"
 REPEAT_JOB_WORKFLOW = "RepeatJobWorkflow"
 BULK_JOB_WORKFLOW = "BulkJobWorkflow"
 WEBHOOK_DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"
+WEBHOOK_WAKE_SIGNAL = "wake"
 INBOUND_QUEUE = "inbound"
 WEBHOOK_QUEUE = "webhooks"
 

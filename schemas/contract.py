@@ -1,6 +1,7 @@
 """The app-facing contract as JSON Schema: signal and update payloads, the launch input,
 the status query result and the updates' answer, so an app in any language can validate
-what it sends."""
+what it sends; and the webhook events' bodies (`event.<type>`: the whole body, its `data`
+as the type documents), so it can validate what it receives."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas import signals
+from schemas.events import EVENT_DATA, EventBody
 from schemas.workflow_io import CampaignInput, CampaignProgress
 
 CONTRACT: dict[str, type[BaseModel]] = {
@@ -27,4 +29,14 @@ CONTRACT: dict[str, type[BaseModel]] = {
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {name: model.model_json_schema() for name, model in CONTRACT.items()}
+    schemas = {name: model.model_json_schema() for name, model in CONTRACT.items()}
+    for kind, data in EVENT_DATA.items():
+        body = EventBody.model_json_schema()
+        body["title"] = f"Webhook {kind.value}"
+        body["properties"]["type"] = {"const": kind.value, "title": "Type"}
+        data_schema = data.model_json_schema()
+        body.setdefault("$defs", {}).update(data_schema.pop("$defs", {}))  # refs are from the root
+        body["$defs"].pop("EventType", None)
+        body["properties"]["data"] = data_schema
+        schemas[f"event.{kind.value}"] = body
+    return schemas

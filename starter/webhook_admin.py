@@ -7,6 +7,7 @@ enabling one starts it (idempotently), disabling one lets it end by itself.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import time
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from db.engine import SessionFactory, unit_of_work
 from db.models import Event, WebhookAttempt, WebhookDelivery
@@ -33,7 +35,7 @@ from db.webhooks import (
     rotate_secret,
     set_enabled,
 )
-from runtime.names import WEBHOOK_DELIVERY_WORKFLOW, webhook_queue, webhook_workflow_id
+from runtime.names import WEBHOOK_DELIVERY_WORKFLOW, WEBHOOK_WAKE_SIGNAL, webhook_queue, webhook_workflow_id
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from runtime.webhook_targets import TargetRefused, check_target
@@ -227,6 +229,15 @@ class WebhookAdmin:
     def list_rows(self) -> list[EndpointRow]:
         with self.sessions() as session:
             return endpoints(session)
+
+    async def wake(self, endpoint_id: int) -> None:
+        """Tell the endpoint's delivery workflow to look now (best effort: it looks anyway
+        within its poll)."""
+        if self.client is None:
+            return
+        handle = self.client.get_workflow_handle(webhook_workflow_id(endpoint_id, self.settings.task_queue_prefix))
+        with contextlib.suppress(RPCError):
+            await handle.signal(WEBHOOK_WAKE_SIGNAL)
 
     async def _start(self, endpoint_id: int) -> None:
         if self.client is None:

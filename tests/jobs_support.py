@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,9 +15,11 @@ from typing import Any, TypeVar
 import uvicorn
 import yaml
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from examples.feature_service import create_app
 from runtime.job_queues import queue_secret
+from runtime.names import webhook_workflow_id
 from tests.e2e_support import free_port
 from tests.support import Outbound
 
@@ -120,3 +123,29 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+@asynccontextmanager
+async def delivering(outbound: Outbound) -> AsyncIterator[None]:
+    """A worker for the test, and the endpoints' delivery workflows ended before it stops
+    (disabled, woken, finished). Left running, their next task would wait on a queue nobody
+    polls, and the shared time-skipping server would stop skipping time for later tests."""
+    from datetime import UTC, datetime
+
+    from db.engine import unit_of_work
+    from db.webhooks import disable, endpoints
+
+    async with outbound.worker():
+        try:
+            yield
+        finally:
+            with unit_of_work(outbound.sessions) as session:
+                ids = [row.id for row in endpoints(session)]
+                for endpoint_id in ids:
+                    disable(session, endpoint_id, "the test is over", datetime.now(UTC))
+            for endpoint_id in ids:
+                handle = outbound.client.get_workflow_handle(webhook_workflow_id(endpoint_id, outbound.prefix))
+                with contextlib.suppress(RPCError):
+                    await handle.signal("wake")
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(handle.result(), timeout=30)

@@ -21,3 +21,11 @@ def test_the_lifecycle_updates_take_the_signal_payloads_and_answer_with_the_stat
     assert schemas["update.pause_campaign"] == schemas["signal.pause"]
     assert schemas["update.cancel_campaign"] == schemas["signal.cancel"]
     assert set(schemas["update.result"]["required"]) == {"campaign_id", "state", "version"}
+
+
+def test_every_webhook_event_has_a_json_schema_for_its_body() -> None:
+    schemas = json_schemas()
+    replied = schemas["event.contact.replied"]
+    assert replied["properties"]["type"] == {"const": "contact.replied", "title": "Type"}
+    assert {"contact", "reason", "at"} <= set(replied["properties"]["data"]["required"])
+    assert {"event.message.sent", "event.job.failed", "event.webhook.endpoint_disabled"} <= set(schemas)

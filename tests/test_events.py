@@ -68,7 +68,7 @@ def test_a_stop_rolled_back_leaves_no_event_and_a_second_stop_tells_nothing_new(
         stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail")
     [replied] = events(db)
     assert replied["type"] == "contact.replied"
-    assert replied["contact"] == {"id": contact_id, "email": "a0@example.com"}
+    assert replied["contact"] == {"id": contact_id, "email": "a0@example.com", "phone": "+12025550000"}
     assert (replied["reason"], replied["source"]) == ("replied", "cli")
 
 

@@ -7,7 +7,6 @@ the same id again, and private addresses are refused."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -15,14 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import WebhookAttempt
-from runtime.names import webhook_workflow_id
 from runtime.settings import WebhookSettings
 from starter.webhook_admin import WebhookAdmin, WebhookError
-from tests.jobs_support import Receiver, webhook_receiver
+from tests.jobs_support import Receiver, delivering, webhook_receiver
 from tests.support import EMAIL_STEP, Outbound, campaign_spec, people, seed
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,12 +30,6 @@ async def receiver(outbound: Outbound, tmp_path: Path) -> AsyncIterator[Receiver
     outbound.overrides = {**outbound.overrides, "webhooks": WebhookSettings(allow_private=True, poll=0)}
     with webhook_receiver() as running:
         yield running
-    # The delivery workflows outlive the test's worker: an activity of theirs waiting on a
-    # queue nobody polls would stop the shared time-skipping server from skipping.
-    for endpoint in admin(outbound).all():
-        handle = outbound.client.get_workflow_handle(webhook_workflow_id(endpoint.id, outbound.prefix))
-        with contextlib.suppress(RPCError):
-            await handle.terminate("the test is over")
 
 
 def admin(outbound: Outbound) -> WebhookAdmin:
@@ -68,7 +59,7 @@ async def test_a_campaigns_events_reach_the_endpoint_in_order_signed_and_named_b
     assert secret.startswith("whsec_")
     receiver.trust(secret)
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 3)})
-    async with outbound.worker():
+    async with delivering(outbound):
         await (await outbound.launch(campaign)).result()
         await until(lambda: len(receiver.received) >= 4, "four events")
     kinds = [event["type"] for _, event in receiver.received]
@@ -92,7 +83,7 @@ async def test_a_failing_endpoint_is_retried_on_the_schedule_and_a_retry_after_i
     receiver.trust(secret)
     receiver.answer_first(500, 503, 429, retry_after=3600)
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 1)})
-    async with outbound.worker():
+    async with delivering(outbound):
         await (await outbound.launch(campaign)).result()
         await until(lambda: len(attempts(outbound)) >= 1, "the first attempt")
         for _ in range(40):
@@ -123,14 +114,14 @@ async def test_an_endpoint_that_answers_410_is_disabled_and_the_app_hears_it_els
         other.trust(watcher_secret)
         receiver.answer_first(410)
         campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 1)})
-        async with outbound.worker():
+        async with delivering(outbound):
             await (await outbound.launch(campaign)).result()
             await until(lambda: len(other.received) >= 1, "the endpoint_disabled event on the other endpoint")
-    assert admin(outbound).get(gone.id).status == "disabled"
-    assert "410" in (admin(outbound).get(gone.id).disabled_reason or "")
+            assert admin(outbound).get(gone.id).status == "disabled"
+            assert "410" in (admin(outbound).get(gone.id).disabled_reason or "")
+            assert admin(outbound).get(watcher.id).status == "enabled"
     [(_, event)] = other.received
     assert (event["type"], event["data"]["endpoint_id"]) == ("webhook.endpoint_disabled", gone.id)
-    assert admin(outbound).get(watcher.id).status == "enabled"
 
 
 async def test_an_endpoint_failing_longer_than_disable_after_is_disabled(
@@ -144,7 +135,7 @@ async def test_an_endpoint_failing_longer_than_disable_after_is_disabled(
     receiver.trust(secret)
     receiver.answer_first(*[500] * 20)
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 1)})
-    async with outbound.worker():
+    async with delivering(outbound):
         await (await outbound.launch(campaign)).result()
         for _ in range(40):
             if admin(outbound).get(endpoint.id).status == "disabled":
@@ -163,7 +154,7 @@ async def test_after_a_rotation_receivers_with_the_old_or_the_new_secret_both_ve
     new, _ = admin(outbound).rotate_secret(endpoint.id)
     receiver.trust(old)  # a receiver not yet told of the new secret
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", 1)})
-    async with outbound.worker():
+    async with delivering(outbound):
         await (await outbound.launch(campaign)).result()
         await until(lambda: len(receiver.received) >= 1, "the event, verified with the old secret")
         receiver.trust(new)  # and one that already has the new one

@@ -14,6 +14,7 @@ History holds delivery ids and counts, never a body.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -21,7 +22,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
-    from runtime.names import WEBHOOK_DELIVERY_WORKFLOW, webhook_queue
+    from runtime.names import WEBHOOK_DELIVERY_WORKFLOW, WEBHOOK_WAKE_SIGNAL, webhook_queue
     from schemas.webhooks_io import ClaimWebhooksInput, DeliverWebhooksInput, WebhookDeliveryInput
 
 LONG_HISTORY = 3000
@@ -33,6 +34,14 @@ PATIENT = RetryPolicy(maximum_interval=timedelta(minutes=1))
 class WebhookDeliveryWorkflow:
     """Unsandboxed like the other long walks (decisions 0005, 0027): time only through
     `workflow.now()`, no I/O, imports of schemas and names only."""
+
+    def __init__(self) -> None:
+        self.woken = False
+
+    @workflow.signal(name=WEBHOOK_WAKE_SIGNAL)
+    def wake(self) -> None:
+        """Look again now (a replay, a disable): ends a wait on a timer early."""
+        self.woken = True
 
     @workflow.run
     async def run(self, request: WebhookDeliveryInput) -> None:
@@ -85,4 +94,10 @@ class WebhookDeliveryWorkflow:
                 wait = timedelta(seconds=request.idle_seconds)
                 if claimed.next_due_at is not None:
                     wait = max(claimed.next_due_at - workflow.now(), timedelta(seconds=0))
-                await workflow.sleep(max(wait, timedelta(milliseconds=100)), summary="nothing due")
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self.woken,
+                        timeout=max(wait, timedelta(milliseconds=100)),
+                        timeout_summary="nothing due",
+                    )
+                self.woken = False

@@ -39,6 +39,7 @@ from workers.api.temporal_link import (
 )
 from workers.api.twilio_webhooks import twilio_router
 from workers.api.unsubscribe_pages import unsubscribe_router
+from workers.api.webhooks_routes import webhooks_router
 
 log = logging.getLogger("outbound.api")
 
@@ -80,6 +81,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(twilio_router(deps.settings, deps.sessions, deps.clock))
     app.include_router(unsubscribe_router(deps.settings, deps.sessions, deps.clock))
     app.include_router(jobs_router(deps.settings, deps.sessions, deps.temporal))
+    app.include_router(webhooks_router(deps.settings, deps.sessions, deps.temporal))
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
