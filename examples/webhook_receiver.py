@@ -14,6 +14,7 @@ For trying retries, `app.state.answers` may hold status codes to answer first (4
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -35,11 +36,14 @@ def create_app(*secrets: str) -> FastAPI:
     app.state.answers = []  # status codes to answer before accepting
     app.state.retry_after = None
     app.state.rejected = 0  # requests whose signature did not verify
+    app.state.delay = 0.0  # seconds to take over each request (a slow app)
 
     @app.post("/webhooks")
     async def receive(request: Request) -> Response:
         body = await request.body()
         headers = dict(request.headers)
+        if app.state.delay:
+            await asyncio.sleep(app.state.delay)
         if not any(_verifies(verifier, body, headers) for verifier in app.state.verifiers):
             with lock:
                 app.state.rejected += 1
