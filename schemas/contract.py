@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from schemas import signals
 from schemas.events import EVENT_DATA, EventBody
+from schemas.jobs import JobView
+from schemas.jobs_api import AddJobRequest
 from schemas.workflow_io import CampaignInput, CampaignProgress
 
 CONTRACT: dict[str, type[BaseModel]] = {
@@ -25,6 +27,9 @@ CONTRACT: dict[str, type[BaseModel]] = {
     f"update.{signals.RESUME_UPDATE}": signals.ResumeSignal,
     f"update.{signals.CANCEL_UPDATE}": signals.CancelSignal,
     "update.result": signals.LifecycleAck,
+    # The job platform's payloads (`POST /v1/jobs` and what a job looks like).
+    "jobs.add_request": AddJobRequest,
+    "jobs.job": JobView,
 }
 
 

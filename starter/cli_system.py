@@ -159,11 +159,15 @@ def contract(
         "contract"
     ),
 ) -> None:
-    """Export the signal / input / query payloads the app uses as JSON Schema files."""
+    """Export the app's contract: JSON Schema for the signal / input / query payloads, the
+    webhook events and the job payloads, and the HTTP API's OpenAPI document."""
     from schemas.contract import json_schemas
+    from workers.api.openapi import openapi_document
 
     ctx = CliContext()
     out.mkdir(parents=True, exist_ok=True)
     for name, schema in json_schemas().items():
         (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
         ctx.console.print(f"wrote {out / (name + '.schema.json')}")
+    (out / "openapi.json").write_text(json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n")
+    ctx.console.print(f"wrote {out / 'openapi.json'}")

@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,7 @@ from db.engine import SessionFactory
 from runtime.names import all_queues
 from runtime.settings import Settings
 from workers.api.auth import operator_guard, presented_token, token_is_valid
+from workers.api.campaigns_routes import campaigns_router
 from workers.api.jobs_routes import jobs_router
 from workers.api.temporal_link import (
     DescribeUnsupported,
@@ -75,6 +77,19 @@ class ApiDependencies:
     check_timeout: float = 3.0
 
 
+def app_api_document(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI for the `/v1` routes (the app's API; not Twilio's callbacks or the pages)."""
+    document = get_openapi(
+        title="Outbound API",
+        version="v1",
+        description="The app's API: campaigns, contacts, suppressions, jobs, queues, webhook endpoints."
+        " Every route needs `Authorization: Bearer <API key>` (`outbound api-keys create NAME`).",
+        routes=app.routes,
+    )
+    document["paths"] = {path: item for path, item in document["paths"].items() if path.startswith("/v1/")}
+    return document
+
+
 def create_app(deps: ApiDependencies) -> FastAPI:
     app = FastAPI(title="Outbound", version=deps.version, openapi_url=None, docs_url=None, redoc_url=None)
     app.middleware("http")(_log_requests)
@@ -82,6 +97,12 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(unsubscribe_router(deps.settings, deps.sessions, deps.clock))
     app.include_router(jobs_router(deps.settings, deps.sessions, deps.temporal))
     app.include_router(webhooks_router(deps.settings, deps.sessions, deps.temporal))
+    app.include_router(campaigns_router(deps.settings, deps.sessions, deps.temporal))
+
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        """The app's API as OpenAPI, the same document as `schemas/openapi.json`."""
+        return JSONResponse(app_api_document(app))
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
