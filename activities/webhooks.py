@@ -80,7 +80,11 @@ class WebhookActivities:
             ):
                 return result
             activity.heartbeat()
-            await asyncio.sleep(POLL_INTERVAL)
+            try:  # a worker shutting down does not wait out the poll
+                await asyncio.wait_for(activity.wait_for_worker_shutdown(), POLL_INTERVAL)
+            except TimeoutError:
+                continue
+            return result
 
     def _claim_once(self, request: ClaimWebhooksInput, now: datetime) -> ClaimWebhooksResult:
         with unit_of_work(self.sessions) as session:

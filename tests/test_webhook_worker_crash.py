@@ -69,6 +69,9 @@ def test_a_worker_killed_mid_delivery_loses_no_event_and_repeats_none_under_anot
             return set(receiver.app.state.handled) >= ids or None
 
         eventually(all_handled, what="every event at the receiver", timeout=120)
+        stopping = time.monotonic()
+        assert deployment.stop_worker() == 0, deployment.worker_log_tail()
+        assert time.monotonic() - stopping < 15, "a claim waiting 20 s for new events does not hold up a SIGTERM"
     received = [message_id for message_id, _ in receiver.received]
     assert set(received) == ids, "none lost, none under another id"
     bodies = {message_id: json.dumps(event, sort_keys=True) for message_id, event in receiver.received}
