@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from db.campaigns_repo import create_campaign
 from db.contacts_repo import add_sender, import_contacts
@@ -34,6 +34,7 @@ from runtime.temporal import connect
 from starter.cli_campaign import render_report
 from starter.cli_schedules import sync_for_dev
 from starter.client import OutboundClient
+from starter.demo_receiver import DemoReceiver, demo_receiver
 from starter.devserver import port_open, start_dev_server, stop
 from workers.worker import build_workers
 
@@ -65,40 +66,16 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_
     client = await connect(settings)
     await register_search_attributes(client, settings.temporal_namespace)
     await sync_for_dev(client, settings, console)
+    # The demo's stand-in app listens on 127.0.0.1: its deliveries may go there.
+    settings = settings.model_copy(update={"webhooks": settings.webhooks.model_copy(update={"allow_private": True})})
     workers = build_workers(client, settings, sessions)
     worker_task = asyncio.create_task(workers.run())
     api_task: asyncio.Task[None] | None = None
     try:
         api_task = await _start_api(settings, console)
-        outbound = OutboundClient(client, settings.task_queue_prefix)
-        with sessions() as session:
-            campaign = session.get(Campaign, campaign_id)
-            name = campaign.name if campaign else None
-        handle = await outbound.launch(campaign_id, name=name)
-        console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
-        ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
-        console.print(f"Web UI: [link={ui}]{ui}[/link]")
-        with Live(console=console, refresh_per_second=4) as live:
-            while True:
-                with sessions() as session:
-                    report = campaign_report(session, campaign_id)
-                assert report is not None
-                live.update(render_report(report))
-                description = await handle.describe()
-                if description.status != WorkflowExecutionStatus.RUNNING:
-                    with sessions() as session:
-                        live.update(render_report(campaign_report(session, campaign_id)))  # type: ignore[arg-type]
-                    break
-                await asyncio.sleep(0.5)
-        final = description.status.name.lower() if description.status else "unknown"
-        console.print(f"Campaign {campaign_id} finished: {final}")
-        console.print(f"Outbox (the messages written): [bold]{settings.outbox_dir.resolve()}[/]")
-        console.print(f"Web UI: {ui}")
-        if keep_running:
-            console.print("Dev server and worker keep running; press Ctrl-C to stop.")
-            with suppress(asyncio.CancelledError):
-                await asyncio.Event().wait()
-        return 0 if description.status == WorkflowExecutionStatus.COMPLETED else 1
+        async with demo_receiver(client, sessions, settings) as receiver:
+            return await _run_campaign(client, settings, sessions, console, campaign_id, receiver,
+                                       keep_running=keep_running, ui_port=ui_port)  # fmt: skip
     finally:
         if api_task is not None:
             api_task.cancel()
@@ -106,6 +83,55 @@ async def _demo(settings: Settings, console: Console, *, keep_running: bool, ui_
         await workers.shutdown()
         await asyncio.gather(worker_task, return_exceptions=True)
         engine.dispose()
+
+
+async def _run_campaign(
+    client: Client,
+    settings: Settings,
+    sessions: SessionFactory,
+    console: Console,
+    campaign_id: int,
+    receiver: DemoReceiver,
+    *,
+    keep_running: bool,
+    ui_port: int,
+) -> int:
+    outbound = OutboundClient(client, settings.task_queue_prefix)
+    with sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        name = campaign.name if campaign else None
+    handle = await outbound.launch(campaign_id, name=name)
+    console.print(f"Launched campaign {campaign_id} as workflow [bold]{handle.id}[/]")
+    ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
+    console.print(f"Web UI: [link={ui}]{ui}[/link]")
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            with sessions() as session:
+                report = campaign_report(session, campaign_id)
+            assert report is not None
+            live.update(render_report(report))
+            description = await handle.describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                with sessions() as session:
+                    live.update(render_report(campaign_report(session, campaign_id)))  # type: ignore[arg-type]
+                break
+            await asyncio.sleep(0.5)
+    final = description.status.name.lower() if description.status else "unknown"
+    console.print(f"Campaign {campaign_id} finished: {final}")
+    await receiver.until_completed()
+    heard = ", ".join(f"{event['type']} ({message_id})" for message_id, event in receiver.received)
+    console.print(
+        f"Your app heard, as signed webhooks (examples/webhook_receiver.py): {heard or 'nothing yet'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"Outbox (the messages written): [bold]{settings.outbox_dir.resolve()}[/]")
+    console.print(f"Web UI: {ui}")
+    if keep_running:
+        console.print("Dev server and worker keep running; press Ctrl-C to stop.")
+        with suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    return 0 if description.status == WorkflowExecutionStatus.COMPLETED else 1
 
 
 async def _start_api(settings: Settings, console: Console) -> asyncio.Task[None] | None:

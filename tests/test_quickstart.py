@@ -63,6 +63,11 @@ def test_the_demo_runs_the_sample_campaign_end_to_end_on_a_fresh_clone(tmp_path:
     assert demo.returncode == 0, describe(demo)
     output = " ".join(demo.stdout.split())
     assert "finished: completed" in output, describe(demo)
+    heard = re.search(r"Your app heard, as signed webhooks \(examples/webhook_receiver.py\): (.*)", output)
+    assert heard is not None, describe(demo)
+    assert re.search(r"campaign\.launched \(evt_\d+\).*campaign\.completed \(evt_\d+\)", heard.group(1)), (
+        "the campaign's events reached the demo's receiver, verified, in order"
+    )
     assert f"Outbox (the messages written): {clone / '.outbound' / 'outbox'}" in output
     assert re.search(rf"Web UI: http://localhost:{ui_port}/namespaces/default/workflows/campaign-\d+", output)
     assert len(list((clone / ".outbound" / "outbox" / "email").glob("*.eml"))) == EXAMPLE_CONTACTS
