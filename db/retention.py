@@ -7,6 +7,8 @@ One set-based UPDATE per kind of row (no row is read into Python):
   their `error` text;
 - resolved and discarded dead letters closed before the cutoff lose their error text;
   open ones keep it, an operator still needs it.
+- events for the app (and their deliveries and attempts) that happened before the event
+  cutoff are deleted once none of their deliveries is still waiting to go out.
 `campaign_step_stats` and every count are left alone. A second run changes nothing.
 """
 
@@ -15,11 +17,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, select, update
+from sqlalchemy import ColumnElement, Select, Update, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.engine import changed_rows
-from db.models import DeadLetter, InboundMessage, StepExecution
+from db.models import DeadLetter, Event, InboundMessage, StepExecution, WebhookAttempt, WebhookDelivery
 from runtime.settings import RetentionSettings
 from schemas.dead_letter_io import DeadLetterStatus
 from schemas.enums import TERMINAL_STATUSES
@@ -39,6 +41,10 @@ def cutoffs(
     )
 
 
+def event_cutoff(now: datetime, settings: RetentionSettings) -> datetime:
+    return now - timedelta(days=settings.event_days)
+
+
 def _inbound(before: datetime) -> list[ColumnElement[bool]]:
     return [InboundMessage.received_at < before, InboundMessage.purged_at.is_(None)]
 
@@ -55,8 +61,34 @@ def _letters(before: datetime) -> list[ColumnElement[bool]]:
     return [DeadLetter.status.in_(_CLOSED_LETTERS), DeadLetter.resolved_at < before, DeadLetter.error != ""]
 
 
+def _expired_events(before: datetime) -> Select[Any]:
+    """Events past their age whose deliveries have all ended (delivered or failed)."""
+    waiting = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.event_id == Event.id, WebhookDelivery.status.in_(["pending", "delivering"]))
+        .exists()
+    )
+    return select(Event.id).where(Event.occurred_at < before, ~waiting)
+
+
+def _purge_events(session: Session, before: datetime, *, dry_run: bool) -> int:
+    expired = _expired_events(before)
+    if dry_run:
+        return session.scalar(select(func.count()).select_from(expired.subquery())) or 0
+    deliveries = select(WebhookDelivery.id).where(WebhookDelivery.event_id.in_(expired))
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(expired)))
+    return changed_rows(session.execute(delete(Event).where(Event.id.in_(expired))))
+
+
 def purge(
-    session: Session, now: datetime, inbound_before: datetime, errors_before: datetime, *, dry_run: bool = False
+    session: Session,
+    now: datetime,
+    inbound_before: datetime,
+    errors_before: datetime,
+    *,
+    dry_run: bool = False,
+    events_before: datetime | None = None,
 ) -> RetentionCounts:
     """Purge (or with `dry_run` only count) what is older than the cutoffs."""
     plans: list[tuple[type[Any], list[ColumnElement[bool]], dict[str, Any]]] = [
@@ -76,7 +108,9 @@ def purge(
             statement: Update = update(model).where(*where).values(**values)
             result = session.execute(statement.execution_options(synchronize_session=False))
             counts.append(changed_rows(result))
+    events = _purge_events(session, events_before, dry_run=dry_run) if events_before is not None else 0
     return RetentionCounts(
+        events=events,
         inbound_messages=counts[0],
         executions=counts[1],
         dead_letters=counts[2],

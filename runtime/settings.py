@@ -60,6 +60,9 @@ class RetentionSettings(BaseModel):
     error_payload_days: int = Field(
         30, ge=1, description="Error text of finished executions and closed dead letters is purged after this."
     )
+    event_days: int = Field(
+        30, ge=1, description="Events for the app, with their deliveries, are deleted after this (once delivered)."
+    )
 
 
 class MailboxPauseSettings(BaseModel):

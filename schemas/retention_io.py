@@ -28,6 +28,7 @@ class RetentionCounts(BaseModel):
 
     inbound_messages: int = 0
     executions: int = 0
+    events: int = 0  # events for the app deleted (with their deliveries and attempts)
     dead_letters: int = 0
     inbound_before: datetime
     errors_before: datetime

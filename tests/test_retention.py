@@ -13,10 +13,23 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from db.engine import unit_of_work
-from db.models import CampaignStepStats, Contact, DeadLetter, InboundMessage, Step, StepExecution
-from db.retention import cutoffs, purge
+from db.events import assign_positions, record_event
+from db.models import (
+    CampaignStepStats,
+    Contact,
+    DeadLetter,
+    Event,
+    InboundMessage,
+    Step,
+    StepExecution,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from db.retention import cutoffs, event_cutoff, purge
+from db.webhooks import add_endpoint
 from runtime.names import campaign_queue
 from runtime.settings import RetentionSettings
+from schemas.events import CampaignData, EventType
 from schemas.retention_io import RetentionCounts
 from starter.cli_retention import retention_app
 from tests.conftest import Database
@@ -188,3 +201,33 @@ def test_the_cli_dry_run_counts_and_the_run_purges(db: Database, monkeypatch: py
     with db.sessions() as session:
         assert session.get_one(InboundMessage, seeded.old_inbound).text_body is None
         assert session.get_one(StepExecution, seeded.old_sent).error is not None
+
+
+def test_old_events_go_once_their_deliveries_have_ended_and_one_still_waiting_stays(db: Database) -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=40)
+    data = CampaignData(campaign_id=1, name="x", status="PAUSED", at=old)
+    with unit_of_work(db.sessions) as session:
+        for when in (old, old, old, now):
+            record_event(session, EventType.CAMPAIGN_PAUSED, data, when)
+        assign_positions(session)
+        delivered, waiting, _never_delivered, recent = session.scalars(select(Event.id).order_by(Event.id)).all()
+        endpoint = add_endpoint(session, "https://example.com/hook", [], "sealed", now)
+        for event_id, status in ((delivered, "delivered"), (waiting, "pending")):
+            session.add(
+                WebhookDelivery(endpoint_id=endpoint, event_id=event_id, position=event_id, status=status, attempts=1,
+                                next_attempt_at=now, created_at=old, updated_at=old)
+            )  # fmt: skip
+        session.flush()
+        first = session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.event_id == delivered)).one()
+        session.add(WebhookAttempt(delivery_id=first, attempt=1, attempted_at=old, status_code=204, latency_ms=3))
+    cutoff = event_cutoff(now, RetentionSettings())
+    inbound_before, errors_before = cutoffs(now, RetentionSettings())
+    with unit_of_work(db.sessions) as session:
+        assert purge(session, now, inbound_before, errors_before, dry_run=True, events_before=cutoff).events == 2
+    with unit_of_work(db.sessions) as session:
+        assert purge(session, now, inbound_before, errors_before, events_before=cutoff).events == 2
+    with db.sessions() as session:
+        assert set(session.scalars(select(Event.id))) == {waiting, recent}, "a waiting delivery keeps its event"
+        assert session.scalars(select(WebhookAttempt.id)).all() == []
+        assert [row.event_id for row in session.scalars(select(WebhookDelivery))] == [waiting]
