@@ -293,14 +293,21 @@ def list_senders(session: Session, *, workspace_id: int = DEFAULT_WORKSPACE_ID) 
 
 
 def stop_contact(
-    session: Session, contact_id: int, reason: SkipReason | str, now: datetime, *, source: str | None = None
+    session: Session,
+    contact_id: int,
+    reason: SkipReason | str,
+    now: datetime,
+    *,
+    source: str | None = None,
+    message_id: int | None = None,
 ) -> int:
     """Stop all outreach to a contact (reply, bounce, opt-out) in every campaign at once.
 
     Open executions that have not started sending are skipped; rows already `SENDING`
     are left to finish, and the send gate refuses anything later because the contact is
     flagged. Idempotent: the first stop's reason and time are kept, and only the first
-    stop tells the app (`contact.replied`, `contact.bounced`, `contact.unsubscribed`).
+    stop tells the app (`contact.replied`, `contact.bounced`, `contact.unsubscribed`),
+    naming the message it answered (`message_id`, an execution) and its campaign when known.
     Returns how many executions were skipped.
     """
     reason = SkipReason(reason)
@@ -332,10 +339,17 @@ def stop_contact(
     kind = STOP_EVENTS.get(reason)
     if first is not None and kind is not None:
         email, phone, workspace_id = first
+        campaign_id = (
+            session.scalar(select(StepExecution.campaign_id).where(StepExecution.id == message_id))
+            if message_id is not None
+            else None
+        )
         data = ContactData(
             contact=ContactRef(id=contact_id, email=email, phone=phone),
             reason=reason.value,
             source=source,
+            campaign_id=campaign_id,
+            message_id=message_id if campaign_id is not None else None,
             stopped_messages=skipped,
             at=now,
         )

@@ -91,7 +91,9 @@ def ingest_email(
         return IngestResult(stored=False, kind=found.kind, contact_id=contact_id, execution_id=execution_id)
     if contact_id is None:
         return IngestResult(stored=True, kind=found.kind, execution_id=execution_id)
-    stopped, suppressed = _act(session, found, contact_id, mailbox.workspace_id, now, soft_bounce_threshold)
+    stopped, suppressed = _act(
+        session, found, contact_id, mailbox.workspace_id, now, soft_bounce_threshold, answered=execution_id
+    )
     return IngestResult(True, found.kind, contact_id, execution_id, stopped, suppressed)
 
 
@@ -245,24 +247,26 @@ def _act(
     workspace_id: int,
     now: datetime,
     soft_bounce_threshold: int,
+    *,
+    answered: int | None = None,
 ) -> tuple[bool, str | None]:
     """The effect of a stored message on its contact: (stopped, suppressed address)."""
     kind = found.kind
     if kind is InboundKind.REPLY:
-        stop_contact(session, contact_id, SkipReason.REPLIED, now, source="gmail")
+        stop_contact(session, contact_id, SkipReason.REPLIED, now, source="gmail", message_id=answered)
         return True, None
     if kind is InboundKind.UNSUBSCRIBE:
         # The person who asked, who may be a colleague answering in the contact's thread.
         address = found.from_address or _contact_email(session, contact_id)
         suppressed = _suppress(session, address, "asked to be removed (email reply)", now, workspace_id)
-        stop_contact(session, contact_id, SkipReason.UNSUBSCRIBED, now, source="gmail")
+        stop_contact(session, contact_id, SkipReason.UNSUBSCRIBED, now, source="gmail", message_id=answered)
         return True, suppressed
     if kind is InboundKind.BOUNCE_HARD:
         # The address we mail, which a forwarding server may have rewritten in the report.
         address = _contact_email(session, contact_id) or found.bounced_recipient
         reason = f"hard bounce {found.bounce_status}" if found.bounce_status else "hard bounce"
         suppressed = _suppress(session, address, reason, now, workspace_id)
-        stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail")
+        stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail", message_id=answered)
         return True, suppressed
     if kind is InboundKind.BOUNCE_SOFT:
         count = session.execute(
@@ -277,7 +281,7 @@ def _act(
         address = _contact_email(session, contact_id) or found.bounced_recipient
         reason = f"{count} soft bounces" + (f", last {found.bounce_status}" if found.bounce_status else "")
         suppressed = _suppress(session, address, reason, now, workspace_id)
-        stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail")
+        stop_contact(session, contact_id, SkipReason.BOUNCED, now, source="gmail", message_id=answered)
         return True, suppressed
     return False, None
 

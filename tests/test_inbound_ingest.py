@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from db.engine import unit_of_work
 from db.inbound import IngestResult, ingest_email
-from db.models import Contact, InboundMessage, Sender, Step, StepExecution, Suppression
+from db.models import Contact, Event, InboundMessage, Sender, Step, StepExecution, Suppression
 from domain.contacts_csv import ContactRecord
 from domain.inbound_classify import InboundKind
 from schemas.enums import ExecutionStatus
@@ -171,6 +171,12 @@ def test_a_reply_stops_the_contact_in_every_campaign_at_once(world: World) -> No
     assert message.headers["Subject"] == "Re: Quick question about Acme"
     assert message.received_at == NOW - timedelta(minutes=1)
     assert world.suppressions() == {}, "a reply is not an opt-out"
+    with world.db.sessions() as session:
+        event = session.scalars(select(Event).where(Event.type == "contact.replied")).one()
+        answered_campaign = session.get_one(StepExecution, result.execution_id).campaign_id
+    assert event.data["message_id"] == result.execution_id, "the app hears which message was answered"
+    assert (event.data["campaign_id"], event.data["source"]) == (answered_campaign, "gmail")
+    assert event.data["contact"]["email"] == "jordan.lee@example.com"
 
 
 def test_ingesting_the_same_message_twice_is_a_no_op(world: World) -> None:
