@@ -118,8 +118,13 @@ class WebhookActivities:
             now = request.now + timedelta(seconds=time.monotonic() - began)
             with unit_of_work(self.sessions) as session:
                 status = record_answer(session, request.endpoint_id, item, answer, now)
-                reason = self._reason_to_disable(session, target.id, answer, now)
-                if reason is not None:
+                if answer.status_code == 410:
+                    disable(session, target.id, "the endpoint answered 410 Gone", now, tell_the_app=True)
+                    release(session, [rest.delivery_id for rest in items[position + 1 :]], now)
+                    result.disabled = True
+                elif not answer.delivered and self._failing_too_long(session, target.id, now):
+                    days = self.settings.disable_after / 86_400
+                    reason = f"every delivery failed for {days:g} days"
                     disable(session, target.id, reason, now, tell_the_app=True)
                     release(session, [rest.delivery_id for rest in items[position + 1 :]], now)
                     result.disabled = True
@@ -173,16 +178,9 @@ class WebhookActivities:
             secrets.append(box.decrypt(target.previous_secret)["secret"])
         return [Webhook(secret).sign(message_id, now, body) for secret in secrets]
 
-    def _reason_to_disable(self, session: Session, endpoint_id: int, answer: Answer, now: datetime) -> str | None:
-        """A 410, or every delivery failing for `disable_after`: why the endpoint goes."""
-        if answer.status_code == 410:
-            return "the endpoint answered 410 Gone"
-        if answer.delivered:
-            return None
+    def _failing_too_long(self, session: Session, endpoint_id: int, now: datetime) -> bool:
         since = failing_since(session, endpoint_id)
-        if since is None or now - since < timedelta(seconds=self.settings.disable_after):
-            return None
-        return f"every delivery failed for {self.settings.disable_after / 86_400:g} days"
+        return since is not None and now - since >= timedelta(seconds=self.settings.disable_after)
 
 
 def _ms(started: float) -> int:

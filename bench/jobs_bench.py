@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -43,8 +45,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.database import DEFAULT_ADMIN_URL, fresh_database
-from bench.in_process import longest_history, run_and_keep, wait_for_http
-from bench.processes import RssSampler, free_port
+from bench.processes import free_port
 from bench.trivial import ACTIVITY_QUEUE, WORKFLOW_QUEUE, TrivialInput, TrivialWorkflow, noop
 from db.api_keys import create_key
 from db.engine import make_engine, make_session_factory, unit_of_work
@@ -120,7 +121,7 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
     jobs_path.write_text(yaml.safe_dump({"queues": [queue]}))
     settings = base.model_copy(update={"jobs_file": jobs_path, "max_concurrent_activities": args.slots})
     jobs = load_jobs_file(jobs_path)
-    await wait_for_http(f"http://127.0.0.1:{service_port}/internal/process-job")
+    await _wait_for_http(f"http://127.0.0.1:{service_port}/internal/process-job")
 
     executor = ThreadPoolExecutor(max_workers=args.slots + 8)
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
@@ -164,14 +165,14 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
             """Items per second, and this process's peak RSS (KiB) while the job ran."""
             say(f"a bulk job of {count:,} items, window {args.window}, batch {args.batch}")
             items = ({"n": n} for n in range(count))
-            peak = RssSampler(os.getpid(), interval=0.5, children=False)  # the worker, not its peers
-            peak.start()
+            peak = ResidentPeak()
+            sampling = asyncio.create_task(peak.sample())
             started = time.perf_counter()
             bulk = await producer.add_bulk("bench", items, job_key=key, window=args.window, batch=args.batch)
             await producer.bulk_handle(bulk.job).result()
             rate = count / (time.perf_counter() - started)
-            peak.stop()
-            return rate, peak.peak // 1024
+            sampling.cancel()
+            return rate, peak.kib
 
         before = await one_activity_workflows()
         say(f"{args.jobs:,} single jobs through the http handler")
@@ -189,14 +190,14 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         after = await noop_activities()
         figures["noop_activities_per_s"] = (before + after) / 2
         figures["noop_before_after"] = [before, after]
-        figures["longest_bulk_history"] = await longest_history(
+        figures["longest_bulk_history"] = await _longest_history(
             client, job_workflow_id("bench", "bulk-1", settings.task_queue_prefix)
         )
         if args.large_items:
             figures["large_items_per_s"], figures["rss_kib_large"] = await bulk_job("bulk-large", args.large_items)
             figures["longest_bulk_history"] = max(
                 figures["longest_bulk_history"],
-                await longest_history(client, job_workflow_id("bench", "bulk-large", settings.task_queue_prefix)),
+                await _longest_history(client, job_workflow_id("bench", "bulk-large", settings.task_queue_prefix)),
             )
 
         say(f"enqueue latency through POST /v1/jobs ({args.api_requests} requests)")
@@ -235,6 +236,41 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
     return figures
 
 
+class ResidentPeak:
+    """This process's peak resident memory while sampled (the worker runs in it)."""
+
+    def __init__(self) -> None:
+        self.kib = 0
+
+    async def sample(self) -> None:
+        while True:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.kib = max(self.kib, int(line.split()[1]))
+            await asyncio.sleep(0.5)
+
+
+async def _longest_history(client: Client, workflow_id: str) -> int:
+    longest = 0
+    async for listed in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        history = await client.get_workflow_handle(listed.id, run_id=listed.run_id).fetch_history()
+        longest = max(longest, len(history.events))
+    return longest
+
+
+async def _wait_for_http(url: str) -> None:
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                await http.get(url)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
 def show(figures: dict[str, Any]) -> None:
     table = Table("figure", "measured", "target")
     table.add_row("one-activity workflows/s (reference)", f"{figures['one_activity_workflows_per_s']:.1f}", "")
@@ -269,7 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=100, help="Jobs enqueued and awaited at once.")
     parser.add_argument("--api-requests", type=int, default=200, help="POST /v1/jobs calls for the latency.")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="Where the PostgreSQL database is made.")
-    return run_and_keep("jobs", parser.parse_args(argv), measure, show, console)
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="outbound-jobs-bench-"))
+    with ExitStack() as stack:
+        figures = asyncio.run(measure(args, scratch, stack))
+    show(figures)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"jobs-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps({"arguments": vars(args), "figures": figures}, indent=2, default=str))
+    console.print(f"Results written to {path}")
+    return 0
 
 
 if __name__ == "__main__":

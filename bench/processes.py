@@ -158,7 +158,6 @@ class RssSampler:
     pid: int
     more_pids: tuple[int, ...] = ()
     interval: float = 0.2
-    children: bool = True  # False: the process alone (a bench measuring its own in-process worker)
     peak: int = 0
     last: int = 0
     samples: int = 0
@@ -177,7 +176,7 @@ class RssSampler:
     def sample(self) -> int:
         """The largest RSS of any one worker process (with its children): with several
         worker processes, "flat with campaign size" is a per-process property."""
-        sizes = [size for pid in (self.pid, *self.more_pids) if (size := _tree_rss(pid, self.children)) is not None]
+        sizes = [size for pid in (self.pid, *self.more_pids) if (size := _tree_rss(pid)) is not None]
         if not sizes:
             return self.last
         rss = max(sizes)
@@ -192,11 +191,11 @@ class RssSampler:
             self._stop.wait(self.interval)
 
 
-def _tree_rss(pid: int, children: bool = True) -> int | None:
+def _tree_rss(pid: int) -> int | None:
     try:
         process = psutil.Process(pid)
         rss = int(process.memory_info().rss)
-        for child in process.children(recursive=True) if children else []:
+        for child in process.children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 rss += int(child.memory_info().rss)
     except psutil.Error:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,8 +40,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.database import DEFAULT_ADMIN_URL, fresh_database
-from bench.in_process import longest_history, run_and_keep, wait_for_http
-from bench.processes import RssSampler, free_port
+from bench.jobs_bench import ResidentPeak, _longest_history, _wait_for_http
+from bench.processes import free_port
 from bench.trivial import ACTIVITY_QUEUE, WORKFLOW_QUEUE, TrivialInput, TrivialWorkflow, noop
 from db.engine import make_engine, make_session_factory, unit_of_work
 from db.events import EVENTS, event_values
@@ -118,7 +120,7 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         env={**os.environ, "WEBHOOK_SECRET": secret},
     )  # fmt: skip
     stack.callback(receiver.terminate)
-    await wait_for_http(f"http://127.0.0.1:{receiver_port}/webhooks")
+    await _wait_for_http(f"http://127.0.0.1:{receiver_port}/webhooks")
 
     executor = ThreadPoolExecutor(max_workers=32)
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
@@ -147,13 +149,13 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         await admin.ensure_running()
         say(f"a backlog of {args.events:,} events")
         write_events(sessions, args.events, datetime.now(UTC))
-        peak = RssSampler(os.getpid(), interval=0.5, children=False)  # the worker, not its peers
-        peak.start()
+        peak = ResidentPeak()
+        sampling = asyncio.create_task(peak.sample())
         started = time.perf_counter()
         await until_delivered(sessions, args.events, timeout=3600)
         figures["events_per_s"] = args.events / (time.perf_counter() - started)
-        peak.stop()
-        figures["rss_mib"] = peak.peak / (1024 * 1024)
+        sampling.cancel()
+        figures["rss_mib"] = peak.kib / 1024
         after = await noop_activities()
         figures["noop_before_after"] = [before, after]
         figures["noop_activities_per_s"] = (before + after) / 2
@@ -180,7 +182,7 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         cuts = statistics.quantiles(lags, n=20)
         figures["lag_p50_s"] = statistics.median(lags)
         figures["lag_p95_s"] = cuts[18]
-        figures["longest_history"] = await longest_history(client, webhook_workflow_id(endpoint.id, prefix))
+        figures["longest_history"] = await _longest_history(client, webhook_workflow_id(endpoint.id, prefix))
     finally:
         await workers.shutdown()
         for worker in reference:
@@ -212,7 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50, help="Events per delivery activity.")
     parser.add_argument("--reference", type=int, default=10_000, help="No-op activities for the reference.")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="Where the PostgreSQL database is made.")
-    return run_and_keep("webhooks", parser.parse_args(argv), measure, show, console)
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="outbound-webhooks-bench-"))
+    with ExitStack() as stack:
+        figures = asyncio.run(measure(args, scratch, stack))
+    show(figures)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"webhooks-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps({"arguments": vars(args), "figures": figures}, indent=2, default=str))
+    console.print(f"Results written to {path}")
+    return 0
 
 
 if __name__ == "__main__":

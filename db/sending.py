@@ -37,13 +37,13 @@ from sqlalchemy.orm import Session, aliased
 
 from db.engine import Statements
 from db.events import EVENTS as _EVENTS
-from db.events import event_values, record_event, record_message_event
+from db.events import event_values, record_event
 from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
 from db.types import UTCDateTime
 from domain.calendar import local_day, zone
 from domain.warmup import ramp_of
 from schemas.enums import TERMINAL_STATUSES, WAITING_STATUSES, CampaignStatus, Channel, ExecutionStatus
-from schemas.events import EventType, MessageData
+from schemas.events import ContactRef, EventType, MessageData
 
 # Core tables for the hot-path UPDATEs: ORM-enabled statements cost more worker CPU than
 # the database spends on them, and these never need the identity map.
@@ -499,9 +499,38 @@ def dead_letter(
             created_at=now,
         )
     )
-    details = {"error_type": error_type, "error": message[:1000], "attempts": attempts}
-    record_message_event(session, EventType.MESSAGE_FAILED, execution_id, now, **details)
+    _record_failure(session, execution_id, f"{error_type}", message, attempts, now)
     return attempts
+
+
+def _record_failure(
+    session: Session, execution_id: int, error_type: str, message: str, attempts: int, now: datetime
+) -> None:
+    """`message.failed`, with the row it reports."""
+    row = session.execute(
+        select(
+            StepExecution.campaign_id, Step.position, Step.channel, Contact.id, Contact.email, Contact.phone,
+            Sender.address, Campaign.workspace_id,
+        )
+        .join(Step, Step.id == StepExecution.step_id)
+        .join(Contact, Contact.id == StepExecution.contact_id)
+        .join(Campaign, Campaign.id == StepExecution.campaign_id)
+        .outerjoin(Sender, Sender.id == StepExecution.sender_id)
+        .where(StepExecution.id == execution_id)
+    ).one()  # fmt: skip
+    campaign_id, position, channel, contact_id, email, phone, sender, workspace_id = row
+    data = MessageData(
+        message_id=execution_id,
+        campaign_id=campaign_id,
+        step=position,
+        channel=channel,
+        contact=ContactRef(id=contact_id, email=email, phone=phone),
+        sender=sender,
+        error_type=error_type,
+        error=message[:1000],
+        attempts=attempts,
+    )
+    record_event(session, EventType.MESSAGE_FAILED, data, now, workspace_id)
 
 
 _CLAIM_RETRY = (

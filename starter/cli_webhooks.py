@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -62,7 +63,7 @@ def webhooks_list(as_json: Annotated[bool, typer.Option("--json", help="As JSON.
     ctx = CliContext()
     endpoints = _admin(ctx).all()
     if as_json:
-        ctx.console.print_json(json.dumps([each.model_dump(mode="json") for each in endpoints]))
+        ctx.console.print_json(json.dumps([asdict(each) for each in endpoints], default=str))
         return
     table = Table("Id", "URL", "Events", "Status", "Failing since", "Description")
     for each in endpoints:
@@ -141,7 +142,7 @@ def webhooks_deliveries(
     ctx = CliContext()
     rows = _admin(ctx).deliveries(endpoint_id=endpoint, failed=failed, event_type=event, limit=limit)
     if as_json:
-        ctx.console.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
+        ctx.console.print_json(json.dumps([asdict(row) for row in rows], default=str))
         return
     table = Table("Id", "Endpoint", "Event", "Type", "Status", "Attempts", "Last code", "Latency", "Error", "Next")
     for row in rows:

@@ -32,6 +32,7 @@ class CampaignListed(BaseModel):
     id: int
     name: str
     status: str
+    created_at: datetime | None = None
 
 
 class LaunchRequest(BaseModel):

@@ -3,6 +3,7 @@ HTTP, with an API key (the same code path as `outbound webhooks`)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -50,11 +51,12 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
             added, secret = await (await admin(connected=True)).add(body.url, body.events, body.description)
         except WebhookError as error:
             raise refused(error) from None
-        return AddedEndpoint(endpoint=added, secret=secret)
+        return AddedEndpoint(endpoint=EndpointOut(**asdict(added)), secret=secret)
 
     @router.get("", response_model=list[EndpointOut])
     async def all_endpoints() -> list[EndpointOut]:
-        return await run_in_threadpool((await admin()).all)
+        rows = await run_in_threadpool((await admin()).all)
+        return [EndpointOut(**asdict(row)) for row in rows]
 
     @router.get("/deliveries", response_model=list[DeliveryOut])
     async def deliveries(
@@ -63,9 +65,10 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit is 1 to 1000")
         manager = await admin()
-        return await run_in_threadpool(
+        rows = await run_in_threadpool(
             lambda: manager.deliveries(endpoint_id=endpoint, failed=failed, event_type=event, limit=limit)
         )
+        return [DeliveryOut(**asdict(row)) for row in rows]
 
     @router.post("/replay", status_code=202, response_model=ReplayResult)
     async def replay(body: ReplayRequest) -> ReplayResult:
@@ -82,21 +85,21 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
     @router.get("/{endpoint_id}", response_model=EndpointOut)
     async def one(endpoint_id: int) -> EndpointOut:
         try:
-            return (await admin()).get(endpoint_id)
+            return EndpointOut(**asdict((await admin()).get(endpoint_id)))
         except WebhookError as error:
             raise refused(error) from None
 
     @router.post("/{endpoint_id}/disable", response_model=EndpointOut)
     async def disable(endpoint_id: int) -> EndpointOut:
         try:
-            return (await admin()).disable(endpoint_id)
+            return EndpointOut(**asdict((await admin()).disable(endpoint_id)))
         except WebhookError as error:
             raise refused(error) from None
 
     @router.post("/{endpoint_id}/enable", response_model=EndpointOut)
     async def enable(endpoint_id: int) -> EndpointOut:
         try:
-            return await (await admin(connected=True)).enable(endpoint_id)
+            return EndpointOut(**asdict(await (await admin(connected=True)).enable(endpoint_id)))
         except WebhookError as error:
             raise refused(error) from None
 
