@@ -10,6 +10,7 @@ from db.engine import SessionFactory, unit_of_work
 from db.enrollment import prepare_campaign
 from db.lifecycle import cancel_everything, project_status, record_pause, record_resume, shift_steps
 from db.lifecycle_batches import Progress, cancel_open_rows, reslot_open_rows
+from db.models import Campaign
 from domain.time_labels import local_label
 from schemas.activity_io import (
     LifecycleInput,
@@ -35,10 +36,13 @@ class CampaignActivities:
                 counts, steps = prepare_campaign(
                     session, request.campaign_id, request.now, request.start_at, request.version
                 )
+                definition = session.get_one(Campaign, request.campaign_id).definition
         except LookupError as error:
             raise ApplicationError(str(error), non_retryable=True) from None
         activity.logger.info("campaign %s enrolled %s contacts", request.campaign_id, counts.enrolled)
-        return PrepareCampaignResult(steps=steps, counts=counts)
+        verify_first = definition.get("verification") is not None
+        write_first = bool(definition.get("ai"))
+        return PrepareCampaignResult(steps=steps, counts=counts, verify_first=verify_first, write_first=write_first)
 
     @activity.defn
     def apply_lifecycle(self, request: LifecycleInput) -> LifecycleResult | None:

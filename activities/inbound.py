@@ -11,20 +11,25 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import SessionFactory, unit_of_work
-from db.inbound import ingest_email
+from db.inbound import ingest_email, is_stored
 from db.mailboxes import disable_sender, gmail_mailbox_state, record_mailbox_sync
+from domain.inbound_classify import InboundClassification, InboundKind, classify_email
+from domain.reply_intent import IntentVerdict
 from providers.base import FailureKind, ProviderError
 from providers.gmail_mailbox import GmailMailbox, HistoryExpired, MessageGone
+from runtime.ai import ReplyClassifier
+from runtime.settings import AiSettings
 from schemas.inbound_io import MailboxState, SyncMailboxInput, SyncMailboxResult
 
 FULL_RESYNC_DAYS = 7
 SKIPPED_LABELS = frozenset({"SENT", "DRAFT"})
+JUDGED = frozenset({InboundKind.REPLY, InboundKind.AUTO_REPLY})  # what the reply classifier reads
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,17 @@ class _Mailbox:
 
 
 class InboundActivities:
-    def __init__(self, sessions: SessionFactory, mailbox: GmailMailbox, soft_bounce_threshold: int) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        mailbox: GmailMailbox,
+        soft_bounce_threshold: int,
+        replies: ReplyClassifier | None = None,
+    ) -> None:
         self.sessions = sessions
         self.mailbox = mailbox
         self.soft_bounce_threshold = soft_bounce_threshold
+        self.replies = replies or ReplyClassifier(AiSettings())  # the rules, without a model
 
     @activity.defn
     def sync_mailbox(self, request: SyncMailboxInput) -> SyncMailboxResult:
@@ -83,6 +95,8 @@ class InboundActivities:
                 continue
             if SKIPPED_LABELS.intersection(message.label_ids):
                 continue
+            found = classify_email(message.raw)
+            intent = self._intent(message.id, found, message.internal_date.date())
             with unit_of_work(self.sessions) as session:
                 result = ingest_email(
                     session,
@@ -93,6 +107,8 @@ class InboundActivities:
                     raw=message.raw,
                     now=now,
                     soft_bounce_threshold=self.soft_bounce_threshold,
+                    classified=found,
+                    intent=intent,
                 )
             if result.stored:
                 stored += 1
@@ -110,6 +126,19 @@ class InboundActivities:
             by_kind=dict(kinds),
             stopped_contacts=stopped,
         )
+
+    def _intent(
+        self, message_id: str, found: InboundClassification, received: date | None = None
+    ) -> IntentVerdict | None:
+        """A new reply's intent, judged outside any transaction (a model call takes seconds);
+        for an automatic reply, the judge's reading of its return date. An opt-out's intent
+        follows from its kind: no call for it."""
+        if found.kind not in JUDGED:
+            return None
+        with self.sessions() as session:
+            if is_stored(session, message_id):
+                return None
+        return self.replies.classify(found.text or "", received)
 
     def _changes(self, address: str, history_id: str) -> tuple[list[str], str]:
         ids: list[str] = []

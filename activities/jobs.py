@@ -33,7 +33,7 @@ from db.job_items import (
 from db.jobs import NewJob, begin_attempt, complete, enqueue, finish, record_failed_attempt, set_progress
 from db.models import Job, JobItem
 from domain.job_backoff import backoff_after
-from handlers.base import JobDone, JobFailed, JobHandler, JobRequest, ProgressReport
+from handlers.base import BatchJobHandler, JobDone, JobFailed, JobHandler, JobRequest, ProgressReport
 from runtime.metrics import NO_METRICS, OutboundMetrics
 from schemas.jobs import (
     AddedRepeatJob,
@@ -191,6 +191,8 @@ class JobActivities:
         result = RunItemsResult()
         began = _now()
         clock = request.now or began  # retry times on the workflow's clock, which claims compare them with
+        if isinstance(handler, BatchJobHandler):
+            return self._run_items_together(request, handler, clock, began)
         for position in range(start, len(request.item_ids)):
             item_id = request.item_ids[position]
             with unit_of_work(self.sessions) as session:
@@ -199,29 +201,58 @@ class JobActivities:
             if item is None or job_request is None:
                 continue
             try:
-                done = handler.run(job_request, _heartbeat_at(position))
+                outcome: JobDone | JobFailed = handler.run(job_request, _heartbeat_at(position))
             except JobFailed as failure:
-                self.metrics.job(request.queue, "item_attempt_failed")
-                if failure.retryable and item.attempts < request.attempts:
-                    wait = (
-                        backoff_after(item.attempts)
-                        if failure.retry_after is None
-                        else timedelta(seconds=failure.retry_after)
-                    )
-                    now = _now()
-                    with unit_of_work(self.sessions) as session:
-                        retry_later(session, item_id, str(failure)[:1000], clock + (now - began) + wait, now)
-                    result.retrying += 1
-                else:
-                    error_type = RETRYABLE_FAILURE if failure.retryable else PERMANENT_FAILURE
-                    retry_state = "MAXIMUM_ATTEMPTS_REACHED" if failure.retryable else "NON_RETRYABLE_FAILURE"
-                    self._item_failed(item_id, request.job_id, request.queue, error_type, str(failure), retry_state)
-                    result.failed += 1
-            else:
-                self._item_completed(item_id, request.queue, done)
-                result.completed += 1
+                outcome = failure
+            self._settle_item(request, item_id, item.attempts, outcome, clock + (_now() - began), result)
             activity.heartbeat(position + 1)
         return result
+
+    def _run_items_together(
+        self, request: RunItemsInput, handler: BatchJobHandler, clock: datetime, began: datetime
+    ) -> RunItemsResult:
+        """A handler that does many items in one call (a provider's batch endpoint): the
+        items of the activity go together, each still settled on its own."""
+        result = RunItemsResult()
+        claimed: list[tuple[int, int, JobRequest]] = []
+        for item_id in request.item_ids:
+            with unit_of_work(self.sessions) as session:
+                item = item_for_attempt(session, item_id, None, _now())
+                job_request = self._item_request(session, item) if item is not None else None
+            if item is not None and job_request is not None:
+                claimed.append((item_id, item.attempts, job_request))
+        outcomes = handler.run_batch([job_request for _, _, job_request in claimed], lambda _: activity.heartbeat())
+        for (item_id, attempts, _), outcome in zip(claimed, outcomes, strict=True):
+            self._settle_item(request, item_id, attempts, outcome, clock + (_now() - began), result)
+        return result
+
+    def _settle_item(
+        self,
+        request: RunItemsInput,
+        item_id: int,
+        attempts: int,
+        outcome: JobDone | JobFailed,
+        clock_now: datetime,
+        result: RunItemsResult,
+    ) -> None:
+        """One item's outcome: completed, back in the table until its retry time (the
+        backoff or the service's `Retry-After`, on the workflow's clock), or failed for good
+        with its dead letter."""
+        if isinstance(outcome, JobDone):
+            self._item_completed(item_id, request.queue, outcome)
+            result.completed += 1
+            return
+        self.metrics.job(request.queue, "item_attempt_failed")
+        if outcome.retryable and attempts < request.attempts:
+            wait = backoff_after(attempts) if outcome.retry_after is None else timedelta(seconds=outcome.retry_after)
+            with unit_of_work(self.sessions) as session:
+                retry_later(session, item_id, str(outcome)[:1000], clock_now + wait, _now())
+            result.retrying += 1
+            return
+        error_type = RETRYABLE_FAILURE if outcome.retryable else PERMANENT_FAILURE
+        retry_state = "MAXIMUM_ATTEMPTS_REACHED" if outcome.retryable else "NON_RETRYABLE_FAILURE"
+        self._item_failed(item_id, request.job_id, request.queue, error_type, str(outcome), retry_state)
+        result.failed += 1
 
     @activity.defn
     def fail_item(self, request: FailItemInput) -> None:

@@ -10,7 +10,9 @@ the provider before sending again.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +20,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.message_links import MessageLinks
+from activities.send_heartbeat import SendHeartbeat, row_hold
 from activities.send_observer import SendObservation, SendObserver
 from db.engine import SessionFactory, Statements, engine_of, single_statements, unit_of_work
 from db.mailboxes import disable_sender, exhaust_quota, note_throttling
 from db.sending import (
     Entry,
     SendContext,
+    ai_texts,
+    attempts_after_failure,
     cancel_sending,
     claim_retry,
     close_row,
@@ -36,21 +41,25 @@ from db.sending import (
     previous_email,
     release_attempt,
     reschedule,
+    retry_later,
     thread_subject,
+    waiting_to_retry,
 )
 from domain.calendar import LocalWindow, day_bounds, local_day, zone
 from domain.compliance import with_footer
 from domain.templates import TemplateRenderError, contact_context, render_template
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, Provider, ProviderError, SentReceipt
 from runtime.settings import MailboxPauseSettings
-from schemas.activity_io import SendInput, SendResult, SettleInput
+from schemas.activity_io import BatchItem, SendBatchInput, SendBatchResult, SendInput, SendResult, SettleInput
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome
 from schemas.events import ContactRef, MessageData
+from schemas.workflow_io import SendRetry
 
 # A retry held back by a pause comes this long after its end, so clocks that disagree by
 # milliseconds (the server's attempt time, the worker's) cannot make it meet the pause again.
 PAUSE_MARGIN = timedelta(seconds=1)
+SETTLE_PAGE = 1000  # waiting messages settled per attempt of `settle_cancelled`
 
 
 def effective_now(workflow_now: datetime) -> datetime:
@@ -90,14 +99,79 @@ class SendActivities:
         """One attempt; its outcome is counted and logged once, whichever way it ends."""
         seen = SendObservation(request.execution_id)
         try:
-            result = self._send_message(request, seen)
+            # Heartbeats let a cancel reach the attempt: it finishes its message first.
+            with self._heartbeat(request.now) as heartbeat, _shielded():
+                result = self._send_message(request, seen, heartbeat)
         except Exception as error:
             self.observer.failed(seen, error)
             raise
         self.observer.finished(seen, result)
         return result
 
-    def _send_message(self, request: SendInput, seen: SendObservation) -> SendResult:
+    @activity.defn
+    def send_batch(self, request: SendBatchInput) -> SendBatchResult:
+        """Several messages of one sender, one after the other, each as `send_message` sends
+        it: its own gate, exactly-once protocol and outcome. A message that fails goes back
+        to its row to wait for its next attempt (or is dead-lettered) and the batch goes on.
+        The heartbeat carries the outcomes so far: after a crash the retry of this activity
+        resumes with the first message it had not finished. The step workflow stops waiting
+        for a batch it lets go of; a cancel then stops the batch between two messages."""
+        done = _resumed_items(activity.info().heartbeat_details if activity.in_activity() else ())
+        finished = {item.execution_id for item in done}
+        with self._heartbeat(request.now) as heartbeat:
+            for execution_id in request.execution_ids:
+                if execution_id in finished:
+                    continue
+                if activity.in_activity() and activity.is_cancelled():
+                    break
+                done.append(self._send_in_batch(request, execution_id, heartbeat))
+                heartbeat.progress([item.model_dump(mode="json") for item in done])
+        return SendBatchResult(items=done)
+
+    def _send_in_batch(self, request: SendBatchInput, execution_id: int, heartbeat: SendHeartbeat) -> BatchItem:
+        seen = SendObservation(execution_id)
+        try:
+            # A cancel lands between messages, never between a provider call and its record.
+            with _shielded():
+                result = self._send_message(SendInput(execution_id=execution_id, now=request.now), seen, heartbeat)
+        except ApplicationError as error:
+            self.observer.failed(seen, error)
+            return self._failed_in_batch(execution_id, error, request.retry, effective_now(request.now))
+        self.observer.finished(seen, result)
+        return BatchItem(execution_id=execution_id, outcome=result.outcome, detail=_short(result.detail))
+
+    def _failed_in_batch(
+        self, execution_id: int, error: ApplicationError, retry: SendRetry, now: datetime
+    ) -> BatchItem:
+        """Where a failed message of a batch goes: the dead letters when it cannot succeed or
+        has had its attempts, else back to its row with its next time (the policy's backoff,
+        or the provider's own when it said one). Another attempt holding the row keeps it."""
+        error_type = error.type or "ApplicationError"
+        if error_type == "AttemptInProgress":
+            return BatchItem(execution_id=execution_id, outcome=SendOutcome.RETRYING, detail="held by another attempt")
+        with single_statements(self.engine) as db:
+            attempts = attempts_after_failure(db, execution_id)
+            if attempts is None:
+                return BatchItem(execution_id=execution_id, outcome=SendOutcome.ALREADY_DONE, detail="row closed")
+            if not error.non_retryable and attempts < retry.maximum_attempts:
+                delay = error.next_retry_delay or timedelta(seconds=retry.delay(attempts))
+                if retry_later(db, execution_id, now + delay, now) is None:
+                    return BatchItem(execution_id=execution_id, outcome=SendOutcome.ALREADY_DONE, detail="row closed")
+                return BatchItem(execution_id=execution_id, outcome=SendOutcome.RETRYING, detail=_short(error_type))
+        retry_state = "NON_RETRYABLE_FAILURE" if error.non_retryable else "MAXIMUM_ATTEMPTS_REACHED"
+        with unit_of_work(self.sessions) as session:
+            dead_letter(session, execution_id, error_type, error.message[:2000], attempts, now, retry_state=retry_state)
+        return BatchItem(execution_id=execution_id, outcome=SendOutcome.FAILED, detail=_short(f"{error_type}: {error}"))
+
+    def _heartbeat(self, workflow_now: datetime) -> SendHeartbeat:
+        started, began = effective_now(workflow_now), time.monotonic()
+        return SendHeartbeat(self.engine, lambda: started + timedelta(seconds=time.monotonic() - began))
+
+    def _send_message(self, request: SendInput, seen: SendObservation, heartbeat: SendHeartbeat) -> SendResult:
+        with heartbeat.sending(request.execution_id):
+            return self._send_one(request, seen)
+
+    def _send_one(self, request: SendInput, seen: SendObservation) -> SendResult:
         """One pooled connection for the whole attempt: each checkout of an autocommit
         connection costs the worker more CPU than the statement it then runs (profiled:
         a second checkout just to record SENT was 5 % of the worker's GIL time). Nothing is
@@ -110,7 +184,7 @@ class SendActivities:
             status = ExecutionStatus(context.execution.status)
             if status.terminal:
                 return SendResult(outcome=SendOutcome.ALREADY_DONE, detail=status.value)
-            attempt_until = now + _attempt_timeout()
+            attempt_until = now + row_hold()
             attempt = context.execution.attempts + 1
             if status is ExecutionStatus.SENDING:
                 retry = claim_retry(db, request.execution_id, now, attempt_until)
@@ -184,7 +258,11 @@ class SendActivities:
         now = effective_now(request.now)
         unknown: list[int] = []
         busy: list[datetime] = []
-        for execution_id in request.execution_ids:
+        waiting: list[int] = []
+        if request.waiting_of_step is not None:
+            with single_statements(self.engine) as db:
+                waiting = waiting_to_retry(db, request.waiting_of_step, SETTLE_PAGE)
+        for execution_id in [*request.execution_ids, *waiting]:
             with unit_of_work(self.sessions) as session:
                 db = Statements(session)
                 context = load_context(db, execution_id)
@@ -194,7 +272,7 @@ class SendActivities:
                     close_row(db, execution_id, ExecutionStatus.CANCELLED, None, now)
                     continue
                 held_until = context.execution.lease_until
-                if held_until is not None and held_until > now:
+                if held_until is not None and held_until > now and not context.execution.waiting_to_retry:
                     busy.append(held_until)  # an attempt is sending it right now
                     continue
                 message = self._compose(db, context, now)
@@ -212,6 +290,12 @@ class SendActivities:
                     _mark_receipt(db, context, receipt, now)
                 else:
                     cancel_sending(db, execution_id, now)
+        if len(waiting) == SETTLE_PAGE:
+            raise ApplicationError(
+                f"{SETTLE_PAGE} cancelled message(s) waiting for their retry settled; settling the rest",
+                type="MoreToSettle",
+                next_retry_delay=timedelta(seconds=1),
+            )
         if busy:
             raise ApplicationError(
                 f"{len(busy)} cancelled execution(s) still have an attempt running; looking again after it",
@@ -253,6 +337,10 @@ class SendActivities:
             variables |= {"unsubscribe_url": unsubscribe_url, "postal_address": postal_address or ""}
             fields["headers"] = self.links.unsubscribe_headers(unsubscribe_url)
         try:
+            ai = context.campaign.definition.get("ai") or {}
+            if ai:
+                defaults = {name: spec["default"] for name, spec in ai.items()}
+                variables["ai"] = ai_texts(db, context.campaign.id, contact.id, defaults, variables)
             rendered = {
                 name: render_template(source, variables)
                 for name, source in (("subject", subject), ("body", step.body), ("say", step.say))
@@ -424,14 +512,20 @@ def _release_quietly(db: Statements, execution_id: int) -> None:
         activity.logger.warning("execution %s: could not release its row: %s", execution_id, type(error).__name__)
 
 
-def _attempt_timeout() -> timedelta:
-    """How long this attempt may hold its row: its start-to-close timeout, after which
-    Temporal starts the next attempt anyway."""
-    if activity.in_activity():
-        timeout = activity.info().start_to_close_timeout
-        if timeout:
-            return timeout
-    return timedelta(seconds=60)
+def _shielded() -> AbstractContextManager[None]:
+    """No cancel lands between a provider call and its record (nor anywhere in a message)."""
+    return activity.shield_thread_cancel_exception() if activity.in_activity() else nullcontext()
+
+
+def _resumed_items(details: Sequence[Any]) -> list[BatchItem]:
+    """The outcomes an earlier attempt of this batch heartbeated before it died."""
+    if not details or not isinstance(details[0], list):
+        return []
+    return [BatchItem.model_validate(item) for item in details[0]]
+
+
+def _short(detail: str | None) -> str | None:
+    return detail[:300] if detail else detail
 
 
 def _held_by_another_attempt(context: SendContext, busy_until: datetime | None) -> ApplicationError:

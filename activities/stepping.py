@@ -26,7 +26,14 @@ class StepActivities:
     @activity.defn
     def plan_step(self, request: PlanStepInput) -> PlanStepResult:
         with unit_of_work(self.sessions) as session:
-            return plan_step(session, request.step_id, request.now, request.since)
+            return plan_step(
+                session,
+                request.step_id,
+                request.now,
+                request.since,
+                resume_after=request.resume_after,
+                budget=request.budget,
+            )
 
     @activity.defn
     def fetch_due(self, request: FetchDueInput) -> FetchDueResult:

@@ -39,7 +39,7 @@ from db.webhooks import (
 from handlers.http_delegation import retry_after_seconds
 from runtime.secrets import SecretBox
 from runtime.settings import WebhookSettings
-from runtime.webhook_targets import TargetRefused, check_target
+from runtime.webhook_targets import TargetRefused, check_target, public_only_client
 from schemas.events import event_id
 from schemas.webhooks_io import (
     ClaimWebhooksInput,
@@ -49,6 +49,9 @@ from schemas.webhooks_io import (
 )
 
 POLL_INTERVAL = 0.25  # how often a waiting claim looks for new events
+# A delivery batch beats at most this often: each beat from an activity thread waits for the
+# worker's event loop, a third of a busy worker's time per event when it beat after every one.
+BEAT_EVERY = 1.0
 
 
 class WebhookActivities:
@@ -62,7 +65,8 @@ class WebhookActivities:
         self.sessions = sessions
         self.secret_key = secret_key  # endpoint secrets are stored encrypted with it
         self.settings = settings
-        self.client = client or httpx.Client(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self.client = client or (httpx.Client(limits=limits) if settings.allow_private else public_only_client(limits))
 
     @activity.defn
     async def claim_webhooks(self, request: ClaimWebhooksInput) -> ClaimWebhooksResult:
@@ -113,18 +117,14 @@ class WebhookActivities:
             refused = None
         except TargetRefused as error:
             refused = str(error)
+        last_beat = time.monotonic()
         for position, item in enumerate(items):
             answer = Answer(None, None, refused) if refused else self._post(target, item)
             now = request.now + timedelta(seconds=time.monotonic() - began)
             with unit_of_work(self.sessions) as session:
-                status = record_answer(session, request.endpoint_id, item, answer, now)
-                if answer.status_code == 410:
-                    disable(session, target.id, "the endpoint answered 410 Gone", now, tell_the_app=True)
-                    release(session, [rest.delivery_id for rest in items[position + 1 :]], now)
-                    result.disabled = True
-                elif not answer.delivered and self._failing_too_long(session, target.id, now):
-                    days = self.settings.disable_after / 86_400
-                    reason = f"every delivery failed for {days:g} days"
+                status = record_answer(session, request.endpoint_id, request.claim_token, item, answer, now)
+                reason = self._reason_to_disable(session, target.id, answer, now)
+                if reason is not None:
                     disable(session, target.id, reason, now, tell_the_app=True)
                     release(session, [rest.delivery_id for rest in items[position + 1 :]], now)
                     result.disabled = True
@@ -133,7 +133,9 @@ class WebhookActivities:
             result.retrying += status not in (DELIVERED, FAILED)
             if result.disabled:
                 break
-            activity.heartbeat(position + 1)
+            if time.monotonic() - last_beat >= BEAT_EVERY:  # never more than a post and a second apart
+                activity.heartbeat(position + 1)
+                last_beat = time.monotonic()
         activity.logger.info(
             "endpoint %s: %s delivered, %s to retry, %s failed",
             request.endpoint_id, result.delivered, result.retrying, result.failed,
@@ -178,9 +180,16 @@ class WebhookActivities:
             secrets.append(box.decrypt(target.previous_secret)["secret"])
         return [Webhook(secret).sign(message_id, now, body) for secret in secrets]
 
-    def _failing_too_long(self, session: Session, endpoint_id: int, now: datetime) -> bool:
+    def _reason_to_disable(self, session: Session, endpoint_id: int, answer: Answer, now: datetime) -> str | None:
+        """A 410, or every delivery failing for `disable_after`: why the endpoint goes."""
+        if answer.status_code == 410:
+            return "the endpoint answered 410 Gone"
+        if answer.delivered:
+            return None
         since = failing_since(session, endpoint_id)
-        return since is not None and now - since >= timedelta(seconds=self.settings.disable_after)
+        if since is None or now - since < timedelta(seconds=self.settings.disable_after):
+            return None
+        return f"every delivery failed for {self.settings.disable_after / 86_400:g} days"
 
 
 def _ms(started: float) -> int:

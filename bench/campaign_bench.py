@@ -105,7 +105,7 @@ class Bench:
 
     @property
     def tuning(self) -> Tuning:
-        return Tuning(send_window=self.args.window)
+        return Tuning(send_window=self.args.window, send_batch_size=self.args.batch_size)
 
 
 # The no-op reference never runs with fewer slots than this, whatever the campaign's
@@ -210,7 +210,7 @@ async def _run_campaign(
         for meter in meters.values():
             meter.start()
         waits.start()
-        started = time.perf_counter()
+        started, launched_at = time.perf_counter(), datetime.now(UTC)
         control = OutboundClient(bench.client, prefix)
         handle = await control.launch(campaign_id, tuning=bench.tuning)
         say(f"[{contacts:,}] launched campaign {campaign_id} ({handle.id})")
@@ -251,6 +251,7 @@ async def _run_campaign(
         cancelled_at=cancelled_at,
         after_cancel=cancel_figures,
         after_pause=pause_figures,
+        launched_at=launched_at,
     )
 
 
@@ -359,7 +360,7 @@ async def run(args: argparse.Namespace) -> int:
         campaigns = [await measure_campaign(bench, size) for size in sizes]
         trivial.repeat_rate = (await measure_trivial(bench)).first_rate
         main, smaller = campaigns[-1], (campaigns[0] if len(campaigns) > 1 else None)
-        found = verdicts(trivial, main, smaller)
+        found = verdicts(trivial, main, smaller, batch_size=args.batch_size)
         show(trivial, campaigns[::-1], found, console)
         load["end"] = [round(value, 2) for value in os.getloadavg()]
         arguments = {k: str(v) for k, v in vars(args).items()}
@@ -400,6 +401,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Worker processes for the campaign and, the same number, for the trivial reference (default 1).",
     )
     parser.add_argument("--window", type=int, default=Tuning().send_window, help="Activities in flight per workflow.")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=Tuning().send_batch_size,
+        help="Messages of one sender per send activity (OUTBOUND_SEND_BATCH_SIZE; 1: an activity per message).",
+    )
     parser.add_argument(
         "--max-concurrent-activities",
         type=int,

@@ -78,6 +78,7 @@ def campaign_spec(group: str, email_sender: str, phone_sender: str, wait: str) -
             "lead_groups": [group],
             "senders": {"email": [email_sender], "sms": [phone_sender], "voicemail": [phone_sender]},
             "window": "always",
+            "postal_address": "Outbound Benchmarks, 1 Example Street, Springfield",
             "send_gap": "0s",
             "quiet_hours": False,
             "steps": [

@@ -27,6 +27,13 @@ _ACTIVITY_CLOSED = {
     "activity_task_canceled_event_attributes": "canceled",
 }
 WORKFLOW_TASK = "(workflow task)"
+_ACTIONS = {
+    "activity_task_scheduled_event_attributes": "activities",
+    "workflow_task_scheduled_event_attributes": "workflow tasks",
+    "timer_started_event_attributes": "timers",
+    "workflow_execution_signaled_event_attributes": "signals",
+    "signal_external_workflow_execution_initiated_event_attributes": "signals",
+}
 
 
 def payload_sizes(message: Message) -> Iterator[int]:
@@ -140,7 +147,17 @@ class HistoryScan:
     largest_event: Largest = field(default_factory=Largest)
     runs_per_workflow: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, Timings] = field(default_factory=dict)
+    # What Temporal Cloud bills as actions, by kind: activities scheduled (a retry is
+    # another), workflow tasks, timers started and signals (received or sent).
+    actions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def count_action(self, kind: str) -> None:
+        self.actions[kind] = self.actions.get(kind, 0) + 1
+
+    @property
+    def total_actions(self) -> int:
+        return sum(self.actions.values())
 
     def timings(self, kind: str) -> Timings:
         return self.tasks.setdefault(kind, Timings())
@@ -154,6 +171,7 @@ class HistoryScan:
             "largest_payload": {"bytes": self.largest_payload.size, "where": self.largest_payload.where},
             "largest_event": {"bytes": self.largest_event.size, "where": self.largest_event.where},
             "tasks": {kind: timings.summary() for kind, timings in sorted(self.tasks.items())},
+            "actions": self.actions,
             "scan_seconds": round(self.seconds, 1),
         }
 
@@ -220,6 +238,11 @@ async def _scan_run(client: Client, run: WorkflowExecution, label: str, result: 
             continue
         attributes = getattr(event, kind)
         _measure_payloads(event, attributes, label, activities, result)
+        action = _ACTIONS.get(kind)
+        if action is not None:
+            result.count_action(action)
+        elif kind == "activity_task_started_event_attributes" and attributes.attempt > 1:
+            result.count_action("activity retries")
         if kind == "activity_task_scheduled_event_attributes":
             activities[event.event_id] = (attributes.activity_type.name, moment)
         elif kind == "activity_task_started_event_attributes":

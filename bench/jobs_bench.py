@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -44,21 +42,18 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.database import DEFAULT_ADMIN_URL, fresh_database
-from bench.processes import free_port
+from bench.database import DEFAULT_ADMIN_URL
+from bench.in_process import dev_server_and_database, longest_history, run_and_keep, wait_for_http
+from bench.processes import RssSampler, free_port
 from bench.trivial import ACTIVITY_QUEUE, WORKFLOW_QUEUE, TrivialInput, TrivialWorkflow, noop
 from db.api_keys import create_key
-from db.engine import make_engine, make_session_factory, unit_of_work
+from db.engine import unit_of_work
 from db.jobs import queue_counts
-from db.migrate import upgrade
 from domain.jobs_yaml import load_jobs_file
 from runtime.job_queues import queue_secret
 from runtime.names import job_workflow_id
-from runtime.search_attributes import register_search_attributes
 from runtime.secrets import new_secret_key
 from runtime.settings import Settings
-from runtime.temporal import DATA_CONVERTER
-from starter.devserver import start_dev_server, stop
 from starter.job_producer import JobProducer
 from workers.api import ApiDependencies, create_app
 from workers.worker import build_workers
@@ -93,17 +88,10 @@ async def bounded(calls: Sequence[Any], limit: int) -> list[Any]:
 
 
 async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> dict[str, Any]:
-    port = free_port()
-    say(f"starting the Temporal dev server on 127.0.0.1:{port}")
-    server = start_dev_server(scratch / "temporal", port=port, ui_port=free_port())
-    stack.callback(stop, server)
-    client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
-    await register_search_attributes(client, client.namespace)
-    url = stack.enter_context(fresh_database("postgresql", args.admin_url, scratch, "jobs", keep=False))
-    engine = make_engine(url, pool_size=64, max_overflow=8)
-    stack.callback(engine.dispose)
-    upgrade(engine)
-    sessions = make_session_factory(engine)
+    deployment = await dev_server_and_database(
+        scratch, stack, admin_url=args.admin_url, name="jobs", pool_size=64, say=say
+    )
+    client, url, sessions = deployment.client, deployment.database_url, deployment.sessions
     key = new_secret_key()
     base = Settings(database_url=url, secret_key=SecretStr(key), task_queue_prefix=f"b{uuid.uuid4().hex[:6]}-")
     secret = queue_secret(base, "bench")
@@ -121,7 +109,7 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
     jobs_path.write_text(yaml.safe_dump({"queues": [queue]}))
     settings = base.model_copy(update={"jobs_file": jobs_path, "max_concurrent_activities": args.slots})
     jobs = load_jobs_file(jobs_path)
-    await _wait_for_http(f"http://127.0.0.1:{service_port}/internal/process-job")
+    await wait_for_http(f"http://127.0.0.1:{service_port}/internal/process-job")
 
     executor = ThreadPoolExecutor(max_workers=args.slots + 8)
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
@@ -165,14 +153,14 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
             """Items per second, and this process's peak RSS (KiB) while the job ran."""
             say(f"a bulk job of {count:,} items, window {args.window}, batch {args.batch}")
             items = ({"n": n} for n in range(count))
-            peak = ResidentPeak()
-            sampling = asyncio.create_task(peak.sample())
+            peak = RssSampler(os.getpid(), interval=0.5, children=False)  # the worker, not its peers
+            peak.start()
             started = time.perf_counter()
             bulk = await producer.add_bulk("bench", items, job_key=key, window=args.window, batch=args.batch)
             await producer.bulk_handle(bulk.job).result()
             rate = count / (time.perf_counter() - started)
-            sampling.cancel()
-            return rate, peak.kib
+            peak.stop()
+            return rate, peak.peak // 1024
 
         before = await one_activity_workflows()
         say(f"{args.jobs:,} single jobs through the http handler")
@@ -190,14 +178,14 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         after = await noop_activities()
         figures["noop_activities_per_s"] = (before + after) / 2
         figures["noop_before_after"] = [before, after]
-        figures["longest_bulk_history"] = await _longest_history(
+        figures["longest_bulk_history"] = await longest_history(
             client, job_workflow_id("bench", "bulk-1", settings.task_queue_prefix)
         )
         if args.large_items:
             figures["large_items_per_s"], figures["rss_kib_large"] = await bulk_job("bulk-large", args.large_items)
             figures["longest_bulk_history"] = max(
                 figures["longest_bulk_history"],
-                await _longest_history(client, job_workflow_id("bench", "bulk-large", settings.task_queue_prefix)),
+                await longest_history(client, job_workflow_id("bench", "bulk-large", settings.task_queue_prefix)),
             )
 
         say(f"enqueue latency through POST /v1/jobs ({args.api_requests} requests)")
@@ -236,41 +224,6 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
     return figures
 
 
-class ResidentPeak:
-    """This process's peak resident memory while sampled (the worker runs in it)."""
-
-    def __init__(self) -> None:
-        self.kib = 0
-
-    async def sample(self) -> None:
-        while True:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    self.kib = max(self.kib, int(line.split()[1]))
-            await asyncio.sleep(0.5)
-
-
-async def _longest_history(client: Client, workflow_id: str) -> int:
-    longest = 0
-    async for listed in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
-        history = await client.get_workflow_handle(listed.id, run_id=listed.run_id).fetch_history()
-        longest = max(longest, len(history.events))
-    return longest
-
-
-async def _wait_for_http(url: str) -> None:
-    deadline = time.monotonic() + 20
-    async with httpx.AsyncClient() as http:
-        while True:
-            try:
-                await http.get(url)
-                return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-
-
 def show(figures: dict[str, Any]) -> None:
     table = Table("figure", "measured", "target")
     table.add_row("one-activity workflows/s (reference)", f"{figures['one_activity_workflows_per_s']:.1f}", "")
@@ -305,17 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=100, help="Jobs enqueued and awaited at once.")
     parser.add_argument("--api-requests", type=int, default=200, help="POST /v1/jobs calls for the latency.")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="Where the PostgreSQL database is made.")
-    args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="outbound-jobs-bench-"))
-    with ExitStack() as stack:
-        figures = asyncio.run(measure(args, scratch, stack))
-    show(figures)
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"jobs-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({"arguments": vars(args), "figures": figures}, indent=2, default=str))
-    console.print(f"Results written to {path}")
-    return 0
+    return run_and_keep("jobs", parser.parse_args(argv), measure, show, console)
 
 
 if __name__ == "__main__":

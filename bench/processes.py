@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("schemas", "domain", "db", "providers", "workflows", "activities", "workers", "starter", "runtime", "bench")
+# What the wheel ships (one list, in pyproject.toml: prompts and handlers included), and the benches.
+_WHEEL = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+PACKAGES = (*_WHEEL["packages"], "bench")
 
 
 def free_port() -> int:
@@ -158,6 +161,7 @@ class RssSampler:
     pid: int
     more_pids: tuple[int, ...] = ()
     interval: float = 0.2
+    children: bool = True  # False: the process alone (a bench measuring its own in-process worker)
     peak: int = 0
     last: int = 0
     samples: int = 0
@@ -176,7 +180,7 @@ class RssSampler:
     def sample(self) -> int:
         """The largest RSS of any one worker process (with its children): with several
         worker processes, "flat with campaign size" is a per-process property."""
-        sizes = [size for pid in (self.pid, *self.more_pids) if (size := _tree_rss(pid)) is not None]
+        sizes = [size for pid in (self.pid, *self.more_pids) if (size := _tree_rss(pid, self.children)) is not None]
         if not sizes:
             return self.last
         rss = max(sizes)
@@ -191,11 +195,11 @@ class RssSampler:
             self._stop.wait(self.interval)
 
 
-def _tree_rss(pid: int) -> int | None:
+def _tree_rss(pid: int, children: bool = True) -> int | None:
     try:
         process = psutil.Process(pid)
         rss = int(process.memory_info().rss)
-        for child in process.children(recursive=True):
+        for child in process.children(recursive=True) if children else []:
             with contextlib.suppress(psutil.Error):
                 rss += int(child.memory_info().rss)
     except psutil.Error:

@@ -5,9 +5,12 @@
   per second on the same server (measured before and after, the mean used);
 - lag from an event's commit to its delivery, p50 / p95, for events written at a steady
   `--rate` per second (a healthy receiver, no backlog);
-- the delivery workflow's longest history, and the worker's RSS peak during the backlog.
+- the delivery workflow's longest history, and the worker's RSS peak during the backlog;
+- the campaign send rate of `bench/campaign_bench.py` (`--campaign-contacts`, an `outbound
+  worker` process, on the same server in the same run): delivery keeps up when events
+  delivered per second are at least the sends per second.
 
-    uv run python -m bench.webhooks_bench --events 50000 --rate 100
+    uv run python -m bench.webhooks_bench --events 50000 --rate 100 --campaign-contacts 10000
 
 The worker runs in this process with the production wiring (`build_workers`, the
 `webhooks` task queue only). Figures go to docs/benchmarks.md.
@@ -17,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,21 +40,18 @@ from sqlalchemy import func, insert, select
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.database import DEFAULT_ADMIN_URL, fresh_database
-from bench.jobs_bench import ResidentPeak, _longest_history, _wait_for_http
-from bench.processes import free_port
+from bench import campaign_bench
+from bench.database import DEFAULT_ADMIN_URL
+from bench.in_process import dev_server_and_database, longest_history, run_and_keep, wait_for_http
+from bench.processes import RssSampler, free_port, snapshot_code
 from bench.trivial import ACTIVITY_QUEUE, WORKFLOW_QUEUE, TrivialInput, TrivialWorkflow, noop
-from db.engine import make_engine, make_session_factory, unit_of_work
+from db.engine import unit_of_work
 from db.events import EVENTS, event_values
-from db.migrate import upgrade
 from db.models import WebhookDelivery
 from runtime.names import webhook_queue, webhook_workflow_id
-from runtime.search_attributes import register_search_attributes
 from runtime.secrets import new_secret_key
 from runtime.settings import Settings, WebhookSettings
-from runtime.temporal import DATA_CONVERTER
 from schemas.events import CampaignData, EventType
-from starter.devserver import start_dev_server, stop
 from starter.webhook_admin import WebhookAdmin
 from workers.worker import build_workers
 
@@ -91,17 +89,10 @@ async def until_delivered(sessions: Any, count: int, timeout: float) -> None:
 
 
 async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> dict[str, Any]:
-    port = free_port()
-    say(f"starting the Temporal dev server on 127.0.0.1:{port}")
-    server = start_dev_server(scratch / "temporal", port=port, ui_port=free_port())
-    stack.callback(stop, server)
-    client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
-    await register_search_attributes(client, client.namespace)
-    url = stack.enter_context(fresh_database("postgresql", args.admin_url, scratch, "webhooks", keep=False))
-    engine = make_engine(url, pool_size=32, max_overflow=8)
-    stack.callback(engine.dispose)
-    upgrade(engine)
-    sessions = make_session_factory(engine)
+    deployment = await dev_server_and_database(
+        scratch, stack, admin_url=args.admin_url, name="webhooks", pool_size=32, say=say
+    )
+    client, url, sessions = deployment.client, deployment.database_url, deployment.sessions
     prefix = f"b{uuid.uuid4().hex[:6]}-"
     hooks = WebhookSettings(allow_private=True, batch=args.batch)
     settings = Settings(
@@ -120,7 +111,7 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         env={**os.environ, "WEBHOOK_SECRET": secret},
     )  # fmt: skip
     stack.callback(receiver.terminate)
-    await _wait_for_http(f"http://127.0.0.1:{receiver_port}/webhooks")
+    await wait_for_http(f"http://127.0.0.1:{receiver_port}/webhooks")
 
     executor = ThreadPoolExecutor(max_workers=32)
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
@@ -149,13 +140,13 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         await admin.ensure_running()
         say(f"a backlog of {args.events:,} events")
         write_events(sessions, args.events, datetime.now(UTC))
-        peak = ResidentPeak()
-        sampling = asyncio.create_task(peak.sample())
+        peak = RssSampler(os.getpid(), interval=0.5, children=False)  # the worker, not its peers
+        peak.start()
         started = time.perf_counter()
         await until_delivered(sessions, args.events, timeout=3600)
         figures["events_per_s"] = args.events / (time.perf_counter() - started)
-        sampling.cancel()
-        figures["rss_mib"] = peak.kib / 1024
+        peak.stop()
+        figures["rss_mib"] = peak.peak / (1024 * 1024)
         after = await noop_activities()
         figures["noop_before_after"] = [before, after]
         figures["noop_activities_per_s"] = (before + after) / 2
@@ -182,7 +173,9 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
         cuts = statistics.quantiles(lags, n=20)
         figures["lag_p50_s"] = statistics.median(lags)
         figures["lag_p95_s"] = cuts[18]
-        figures["longest_history"] = await _longest_history(client, webhook_workflow_id(endpoint.id, prefix))
+        figures["longest_history"] = await longest_history(client, webhook_workflow_id(endpoint.id, prefix))
+        if args.campaign_contacts:
+            figures["sends_per_s"] = await campaign_send_rate(args, client, scratch, deployment.server_pid)
     finally:
         await workers.shutdown()
         for worker in reference:
@@ -192,11 +185,31 @@ async def measure(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> 
     return figures
 
 
+async def campaign_send_rate(args: argparse.Namespace, client: Client, scratch: Path, server_pid: int) -> float:
+    """Sends per second of a `--campaign-contacts` campaign, measured as `bench.campaign_bench`
+    measures it (its own `outbound worker` process and database, this run's server)."""
+    contacts = args.campaign_contacts
+    say(f"the campaign send rate: {contacts:,} contacts, {campaign_bench.STEPS} steps (bench.campaign_bench)")
+    campaign_args = campaign_bench.parse(["--contacts", str(contacts), "--compare", "0", "--admin-url", args.admin_url])
+    code = scratch / "code"
+    snapshot_code(code)
+    bench = campaign_bench.Bench(campaign_args, client, scratch, server_pid, code)
+    result = await campaign_bench.measure_campaign(bench, contacts)
+    if not result.completed:
+        raise RuntimeError(f"the {contacts:,}-contact campaign did not complete: no send rate to compare with")
+    say(f"campaign: {result.sent:,} sends at {result.sends_per_s:.1f}/s")
+    return result.sends_per_s
+
+
 def show(figures: dict[str, Any]) -> None:
     table = Table("figure", "measured", "target")
     before, after = figures["noop_before_after"]
     table.add_row("no-op activities/s (before / after)", f"{before:.1f} / {after:.1f}", "")
+    sends = figures.get("sends_per_s")
     table.add_row("events delivered/s (backlog)", f"{figures['events_per_s']:.1f}", "≥ the campaign send rate")
+    if sends is not None:
+        verdict = "keeps up" if figures["events_per_s"] >= sends else "[red]falls behind[/]"
+        table.add_row("campaign sends/s (bench.campaign_bench, same run)", f"{sends:.1f}", verdict)
     table.add_row("events/s ÷ no-op activities/s", f"{figures['ratio']:.2f}", "")
     table.add_row(
         "lag p50 / p95 (steady rate)", f"{figures['lag_p50_s']:.2f} / {figures['lag_p95_s']:.2f} s", "p95 ≤ 2 s"
@@ -213,18 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lag-seconds", type=int, default=20, help="How long events are written at --rate.")
     parser.add_argument("--batch", type=int, default=50, help="Events per delivery activity.")
     parser.add_argument("--reference", type=int, default=10_000, help="No-op activities for the reference.")
+    parser.add_argument(
+        "--campaign-contacts",
+        type=int,
+        default=10_000,
+        help="Contacts of the campaign whose send rate delivery must keep up with (0: not measured).",
+    )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="Where the PostgreSQL database is made.")
-    args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="outbound-webhooks-bench-"))
-    with ExitStack() as stack:
-        figures = asyncio.run(measure(args, scratch, stack))
-    show(figures)
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"webhooks-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({"arguments": vars(args), "figures": figures}, indent=2, default=str))
-    console.print(f"Results written to {path}")
-    return 0
+    return run_and_keep("webhooks", parser.parse_args(argv), measure, show, console)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.analytics import COUNTERS
-from db.models import Campaign, CampaignStepStats, Enrollment, Step
+from db.models import Campaign, CampaignStepStats, Enrollment, InboundMessage, Step, StepExecution
+from domain.inbound_classify import InboundKind
+from domain.sms_keywords import SmsIntent
 from schemas.campaign_funnel import CampaignFunnel, DailySends, FunnelStep
+
+REPLIES = sorted({InboundKind.REPLY.value, SmsIntent.REPLY.value})  # a person's answer, by email or SMS
 
 
 def campaign_funnel(session: Session, campaign_id: int) -> CampaignFunnel | None:
@@ -46,6 +50,8 @@ def campaign_funnel(session: Session, campaign_id: int) -> CampaignFunnel | None
         computed_at = computed if computed_at is None else max(computed_at, computed)
     for step in steps.values():
         step.skipped_by_reason = dict(sorted(step.skipped_by_reason.items()))
+    for step_id, intent, count in _replies_by_intent(session, campaign_id):
+        steps[step_id].replies_by_intent[intent] = count
     return CampaignFunnel(
         campaign_id=campaign.id,
         name=campaign.name,
@@ -57,3 +63,21 @@ def campaign_funnel(session: Session, campaign_id: int) -> CampaignFunnel | None
             DailySends(day=day, channel=channel, sent=sent) for (day, channel), sent in sorted(sends.items())
         ],
     )
+
+
+def _replies_by_intent(session: Session, campaign_id: int) -> list[tuple[int, str, int]]:
+    """(step id, intent, replies): the replies tied to the campaign's messages, by what they
+    mean. Read from the messages themselves: replies are few next to sends. Automatic replies
+    and opt-outs have an intent too but are no reply (`replied` does not count them either)."""
+    rows = session.execute(
+        select(StepExecution.step_id, InboundMessage.intent, func.count())
+        .join(StepExecution, StepExecution.id == InboundMessage.execution_id)
+        .where(
+            StepExecution.campaign_id == campaign_id,
+            InboundMessage.classification.in_(REPLIES),
+            InboundMessage.intent.is_not(None),
+        )
+        .group_by(StepExecution.step_id, InboundMessage.intent)
+        .order_by(StepExecution.step_id, InboundMessage.intent)
+    )
+    return [(step_id, str(intent), int(count)) for step_id, intent, count in rows]

@@ -29,7 +29,7 @@ from db.models import (
 )
 from domain.addresses import normalise_sender_address
 from domain.compliance import EMAIL_VARIABLES
-from domain.templates import CONTACT_FIELDS, TemplateRenderError, check_templates
+from domain.templates import CONTACT_FIELDS, PLACEHOLDER, TemplateRenderError, check_templates
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel
 
@@ -168,8 +168,10 @@ def _variable_keys_query(session: Session, group_ids: list[int]) -> Select[str]:
 
 def _template_problems(spec: CampaignFile, known_variables: frozenset[str] | set[str]) -> list[str]:
     """Every template problem; an email's templates also see `unsubscribe_url` and
-    `postal_address`, which the send fills in."""
+    `postal_address`, which the send fills in, and every step sees the `ai.<name>` texts the
+    campaign declares. An `ai:` prompt and default are templates over the contact too."""
     problems: list[str] = []
+    objects = {"ai": dict.fromkeys(spec.ai, PLACEHOLDER)} if spec.ai else {}
     for is_email in (True, False):
         templates = {
             f"steps[{index}].{name}": source
@@ -179,9 +181,20 @@ def _template_problems(spec: CampaignFile, known_variables: frozenset[str] | set
         }
         known = set(known_variables) | (EMAIL_VARIABLES if is_email else set())
         try:
-            check_templates(templates, known)
+            check_templates(templates, known, objects)
         except TemplateRenderError as error:
             problems += error.problems
+    ai_templates: dict[str, str] = {}
+    for name, text in spec.ai.items():
+        ai_templates[f"ai.{name}.default"] = text.default
+        if text.prompt_text is None:
+            problems.append(f"ai.{name}.prompt: not read; create the campaign from its file (`campaign create FILE`)")
+        else:
+            ai_templates[f"ai.{name}.prompt"] = text.prompt_text
+    try:
+        check_templates(ai_templates, set(known_variables))
+    except TemplateRenderError as error:
+        problems += error.problems
     return sorted(problems, key=_step_order)
 
 
@@ -209,3 +222,8 @@ def _steps(campaign_id: int, spec: CampaignFile) -> list[Step]:
         )
         for position, step in enumerate(spec.steps, start=1)
     ]
+
+
+def campaign_spec(session: Session, campaign_id: int) -> CampaignFile:
+    """The campaign file a stored campaign was created from (the campaign must exist)."""
+    return CampaignFile.model_validate(session.get_one(Campaign, campaign_id).definition)

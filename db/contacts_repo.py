@@ -18,7 +18,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from db.dialect import dialect_insert, insert_many
+from db.dialect import dialect_insert, insert_many, refresh_statistics
 from db.engine import changed_rows
 from db.events import record_event
 from db.models import (
@@ -33,6 +33,7 @@ from db.models import (
 )
 from domain.addresses import normalise_phone, normalise_sender_address, normalise_suppression
 from domain.contacts_csv import ContactRecord
+from domain.reply_intent import IntentVerdict
 from schemas.campaign_file import validate_timezone
 from schemas.enums import Channel, ExecutionStatus, SkipReason
 from schemas.events import ContactData, ContactRef, EventType
@@ -58,6 +59,9 @@ class ImportResult:
         return ImportResult(self.inserted + other.inserted, self.updated + other.updated, added)
 
 
+STATISTICS_AFTER_ROWS = 10_000
+
+
 def import_contacts(
     session: Session,
     records: Iterable[ContactRecord],
@@ -76,6 +80,11 @@ def import_contacts(
     result = ImportResult()
     for batch in _batches(records, BATCH_SIZE):
         result += _import_batch(session, batch, group_id, now, workspace_id)
+    if result.inserted + result.group_members_added >= STATISTICS_AFTER_ROWS:
+        # A campaign's enrollment joins these tables: with statistics from before a large
+        # import, the database judged a million members one index look-up at a time.
+        refresh_statistics(session, Contact.__tablename__)
+        refresh_statistics(session, LeadGroupMember.__tablename__)
     return result
 
 
@@ -300,6 +309,7 @@ def stop_contact(
     *,
     source: str | None = None,
     message_id: int | None = None,
+    intent: IntentVerdict | None = None,
 ) -> int:
     """Stop all outreach to a contact (reply, bounce, opt-out) in every campaign at once.
 
@@ -352,9 +362,15 @@ def stop_contact(
             message_id=message_id if campaign_id is not None else None,
             stopped_messages=skipped,
             at=now,
+            **(_intent_fields(intent) if intent is not None else {}),
         )
         record_event(session, kind, data, now, workspace_id)
     return skipped
+
+
+def _intent_fields(intent: IntentVerdict) -> dict[str, Any]:
+    referral = intent.referral.model_dump() if intent.referral is not None else None
+    return {"intent": intent.intent.value, "referral": referral, "return_date": intent.return_date}
 
 
 STOP_EVENTS = {

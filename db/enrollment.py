@@ -7,11 +7,26 @@ left out, and each enrolled contact gets one sender per channel for all its step
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from math import gcd
 
-from sqlalchemy import ColumnElement, Integer, and_, case, exists, func, insert, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Integer,
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import AliasedReturnsRows
 
 from db.dialect import refresh_statistics
 from db.lifecycle import project_status
@@ -31,7 +46,8 @@ from domain.calendar import add_span, zone
 from domain.durations import Span
 from domain.time_labels import local_label
 from schemas.activity_io import EnrollmentCounts
-from schemas.enums import CampaignStatus, Channel, SuppressionKind
+from schemas.campaign_file import CampaignFile, VerificationRequirement
+from schemas.enums import CampaignStatus, Channel, EnrollmentStatus, SuppressionKind
 from schemas.workflow_io import StepPlan
 
 
@@ -73,8 +89,94 @@ def enroll(session: Session, campaign: Campaign, now: datetime) -> EnrollmentCou
         .where(CampaignLeadGroup.campaign_id == campaign.id)
     )
     in_groups = Contact.id.in_(members)
+    rotations = {channel: _rotation(session, campaign.id, channel) for channel in Channel}
+    listed = members.subquery()
+    candidates, distinct = session.execute(
+        select(func.count(), func.count(func.distinct(listed.c.contact_id))).select_from(listed)
+    ).one()
+    if session.get_bind().dialect.name == "postgresql":
+        # Every member is read, so one hash join over the contacts with room to hash them:
+        # the planner, which cannot know how many members a campaign's groups hold, chose
+        # a million index look-ups (5 s of 14 at a million contacts).
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("SET LOCAL enable_nestloop = off"))
+        groups = select(CampaignLeadGroup.group_id).where(CampaignLeadGroup.campaign_id == campaign.id)
+        member = exists().where(LeadGroupMember.contact_id == Contact.id, LeadGroupMember.group_id.in_(groups))
+        counts = _enroll_in_one_pass(session, campaign, now, member, skip_busy, rotations)
+    else:
+        counts = _enroll_counting_apart(session, campaign, now, in_groups, skip_busy, rotations)
+    counts.candidates, counts.duplicates = candidates, candidates - distinct
+    campaign.enrolled_at = now
+    return counts
+
+
+def _enroll_in_one_pass(
+    session: Session,
+    campaign: Campaign,
+    now: datetime,
+    in_groups: ColumnElement[bool],
+    skip_busy: bool,
+    rotations: dict[Channel, list[int]],
+) -> EnrollmentCounts:
+    """PostgreSQL: each contact of the groups is judged once (suppressed, stopped, busy
+    elsewhere), the eligible ones are numbered for the sender rotation and inserted, and
+    the counts come from the same pass (data-modifying CTE): at a million contacts,
+    judging them again for every count cost more than the insert."""
+    busy = _active_elsewhere_clause(campaign.id) if skip_busy else literal(False)
+    judged = (
+        select(
+            Contact.id.label("contact_id"),
+            suppressed_clause().label("suppressed"),
+            Contact.stopped_reason.is_not(None).label("stopped"),
+            busy.label("busy"),
+            _enrollment_status(campaign, now).label("status"),
+        )
+        .where(in_groups)
+        .cte("judged")
+    )
+    numbered = (
+        select(
+            judged.c.contact_id,
+            judged.c.status,
+            (func.row_number().over(order_by=judged.c.contact_id) - 1).label("n"),
+        )
+        .where(~judged.c.suppressed, ~judged.c.stopped, ~judged.c.busy)
+        .cte("numbered")
+    )
+    inserted = _insert_numbered(campaign, now, numbered, rotations).returning(Enrollment.status).cte("inserted")
+    row = session.execute(
+        select(
+            func.count().filter(judged.c.suppressed),
+            func.count().filter(judged.c.stopped),
+            func.count().filter(judged.c.busy),
+            select(func.count()).select_from(inserted).scalar_subquery(),
+            select(func.count())
+            .select_from(inserted)
+            .where(inserted.c.status == EnrollmentStatus.UNVERIFIED)
+            .scalar_subquery(),
+        ).select_from(judged)
+    ).one()
+    refresh_statistics(session, Enrollment.__tablename__)
+    suppressed, stopped, active_elsewhere, enrolled, unverified = (int(value or 0) for value in row)
+    return EnrollmentCounts(
+        suppressed=suppressed,
+        stopped=stopped,
+        active_elsewhere=active_elsewhere,
+        enrolled=enrolled,
+        unverified=unverified,
+    )
+
+
+def _enroll_counting_apart(
+    session: Session,
+    campaign: Campaign,
+    now: datetime,
+    in_groups: ColumnElement[bool],
+    skip_busy: bool,
+    rotations: dict[Channel, list[int]],
+) -> EnrollmentCounts:
+    """SQLite (no INSERT in a CTE): the counts, then the insert, each its own statement."""
     counts = EnrollmentCounts(
-        candidates=session.scalar(select(func.count()).select_from(members.subquery())) or 0,
         suppressed=_count(session, in_groups, suppressed_clause()),
         stopped=_count(session, in_groups, Contact.stopped_reason.is_not(None)),
         active_elsewhere=_count(session, in_groups, _active_elsewhere_clause(campaign.id)) if skip_busy else 0,
@@ -82,32 +184,67 @@ def enroll(session: Session, campaign: Campaign, now: datetime) -> EnrollmentCou
     eligible = [in_groups, ~suppressed_clause(), Contact.stopped_reason.is_(None)]
     if skip_busy:
         eligible.append(~_active_elsewhere_clause(campaign.id))
-    rotations = {channel: _rotation(session, campaign.id, channel) for channel in Channel}
     numbered = (
-        select(Contact.id.label("contact_id"), (func.row_number().over(order_by=Contact.id) - 1).label("n"))
+        select(
+            Contact.id.label("contact_id"),
+            (func.row_number().over(order_by=Contact.id) - 1).label("n"),
+            _enrollment_status(campaign, now).label("status"),
+        )
         .where(*eligible)
         .subquery()
     )
-    senders = {f"{c.value}_sender_id": _assigned(numbered.c.n, rotation) for c, rotation in rotations.items()}
-    session.execute(
-        insert(Enrollment).from_select(
-            ["campaign_id", "contact_id", "status", "enrolled_at", *senders],
-            select(
-                literal(campaign.id),
-                numbered.c.contact_id,
-                literal("active"),
-                literal(now, UTCDateTime()),
-                *senders.values(),
-            ),
-        )
-    )
-    refresh_statistics(session, Enrollment.__tablename__)
-    listed = members.subquery()
-    distinct = session.scalar(select(func.count(func.distinct(listed.c.contact_id)))) or 0
-    counts.duplicates = counts.candidates - distinct
+    session.execute(_insert_numbered(campaign, now, numbered, rotations))
     counts.enrolled = session.scalar(select(func.count()).where(Enrollment.campaign_id == campaign.id)) or 0
-    campaign.enrolled_at = now
+    counts.unverified = (
+        session.scalar(
+            select(func.count()).where(
+                Enrollment.campaign_id == campaign.id, Enrollment.status == EnrollmentStatus.UNVERIFIED
+            )
+        )
+        or 0
+    )
     return counts
+
+
+def _insert_numbered(
+    campaign: Campaign, now: datetime, numbered: AliasedReturnsRows, rotations: dict[Channel, list[int]]
+) -> Insert:
+    """The enrollments of `numbered` (contact_id, status, n): each contact gets the sender
+    at its position `n` in each channel's rotation."""
+    senders = {f"{c.value}_sender_id": _assigned(numbered.c.n, rotation) for c, rotation in rotations.items()}
+    return insert(Enrollment).from_select(
+        ["campaign_id", "contact_id", "status", "enrolled_at", *senders],
+        select(
+            literal(campaign.id),
+            numbered.c.contact_id,
+            numbered.c.status,
+            literal(now, UTCDateTime()),
+            *senders.values(),
+        ),
+    )
+
+
+def _enrollment_status(campaign: Campaign, now: datetime) -> ColumnElement[str]:
+    """`unverified` for a contact whose verdict is recent enough to trust and fails the
+    campaign's `verification:`; `active` otherwise (those without a recent verdict are
+    verified before the first step, `db.verification.apply_requirement`)."""
+    requirement = CampaignFile.model_validate(campaign.definition).verification
+    if requirement is None:
+        return literal(EnrollmentStatus.ACTIVE, String())
+    recent = Contact.email_checked_at >= literal(
+        now - timedelta(seconds=requirement.max_age.approx_seconds), UTCDateTime()
+    )
+    return case(
+        (and_(recent, failing_verdict(requirement)), literal(EnrollmentStatus.UNVERIFIED, String())),
+        else_=literal(EnrollmentStatus.ACTIVE, String()),
+    )
+
+
+def failing_verdict(requirement: VerificationRequirement) -> ColumnElement[bool]:
+    """The contact's stored verdict does not meet `requirement` (SQL)."""
+    if requirement.require == "deliverable":
+        return or_(Contact.email_status.is_(None), Contact.email_status != "deliverable")
+    return Contact.email_status == "undeliverable"
 
 
 def _assigned(position: ColumnElement[int], rotation: list[int]) -> ColumnElement[int | None]:

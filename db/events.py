@@ -10,15 +10,15 @@ committed rows, one caller at a time, in the order they became visible.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.engine import Statements
-from db.models import DEFAULT_WORKSPACE_ID, Event
-from schemas.events import EVENT_DATA, EventType
+from db.models import DEFAULT_WORKSPACE_ID, Campaign, Contact, Event, Sender, Step, StepExecution
+from schemas.events import EVENT_DATA, ContactRef, EventType, MessageData
 
 EVENTS = cast(Table, Event.__table__)
 # One session positions events at a time (PostgreSQL: a transaction-scoped advisory lock;
@@ -71,3 +71,33 @@ def assign_positions(session: Session, limit: int = POSITION_BATCH) -> int:
         [{"b_id": event_id, "b_position": last + offset} for offset, event_id in enumerate(waiting, 1)],
     )
     return len(waiting)
+
+
+def record_message_event(session: Session, kind: EventType, execution_id: int, now: datetime, **details: Any) -> None:
+    """A `message.*` event about one execution: which message it is (campaign, step,
+    channel, the contact and their address, the sender, the provider's id, when it was
+    sent), read from the row in the caller's transaction, plus what this event adds."""
+    row = session.execute(
+        select(
+            StepExecution.campaign_id, Step.position, Step.channel, Contact.id, Contact.email, Contact.phone,
+            Sender.address, StepExecution.provider_message_id, StepExecution.sent_at, Campaign.workspace_id,
+        )
+        .join(Step, Step.id == StepExecution.step_id)
+        .join(Contact, Contact.id == StepExecution.contact_id)
+        .join(Campaign, Campaign.id == StepExecution.campaign_id)
+        .outerjoin(Sender, Sender.id == StepExecution.sender_id)
+        .where(StepExecution.id == execution_id)
+    ).one()  # fmt: skip
+    campaign_id, position, channel, contact_id, email, phone, sender, provider_id, sent_at, workspace_id = row
+    data = MessageData(
+        message_id=execution_id,
+        campaign_id=campaign_id,
+        step=position,
+        channel=channel,
+        contact=ContactRef(id=contact_id, email=email, phone=phone),
+        sender=sender,
+        provider_message_id=provider_id,
+        sent_at=sent_at,
+        **details,
+    )
+    record_event(session, kind, data, now, workspace_id)

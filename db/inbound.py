@@ -12,6 +12,10 @@ Rules (the same as the classification's, in database terms):
 - soft bounce -> `contacts.soft_bounces + 1` in SQL; at the threshold, as a hard bounce;
 - auto-reply, other, or no contact we know -> stored, nothing else. Our own mail (from any
   of the workspace's email senders) is not stored at all: it is what we sent.
+
+Replies, automatic replies and opt-outs are stored with their intent (`domain.reply_intent`):
+a reply's as judged, an automatic reply's `out_of_office` (with the return date read from
+it), an opt-out's `unsubscribe_request`. Only a reply tells `contact.replied` its intent.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from db.contacts_repo import add_suppression, find_contact_by_email, stop_contac
 from db.dialect import dialect_insert
 from db.models import Contact, InboundMessage, Sender, StepExecution
 from domain.inbound_classify import InboundClassification, InboundKind, classify_email
+from domain.reply_intent import IntentVerdict, automatic_reply_intent, opt_out_intent
 from schemas.enums import Channel, SkipReason
 
 CHANNEL = Channel.EMAIL.value
@@ -68,14 +73,18 @@ def ingest_email(
     raw: bytes,
     now: datetime,
     soft_bounce_threshold: int,
+    classified: InboundClassification | None = None,
+    intent: IntentVerdict | None = None,
 ) -> IngestResult:
     """Store, tie and act on one message of the mailbox `mailbox_sender_id` (a Sender row).
+    `classified`: `raw` already classified by the caller; `intent`: what a reply (or an
+    automatic reply) means, judged before the transaction (a model call is slow).
 
     Never raises for odd mail: what cannot be read is stored as OTHER."""
     seen = _already_stored(session, provider_message_id)
     if seen is not None:
         return seen
-    found = classify_email(raw)
+    found = classified or classify_email(raw)
     mailbox = _mailbox(session, mailbox_sender_id)
     if found.from_address and _is_ours(session, mailbox, found.from_address):
         return IngestResult(stored=False, kind=found.kind)
@@ -83,6 +92,9 @@ def ingest_email(
     if contact_id is None:
         contact_id = _contact_by_address(session, found, mailbox.workspace_id)
     values = _row(found, mailbox, provider_message_id, thread_id, received_at, now, contact_id, execution_id)
+    intent = message_intent(found, intent, received_at)
+    if intent is not None:
+        values |= intent_columns(intent)
     statement = dialect_insert(session, _TABLE).values(**values)
     inserted = session.execute(
         statement.on_conflict_do_nothing(index_elements=["channel", "provider_message_id"]).returning(_TABLE.c.id)
@@ -92,9 +104,35 @@ def ingest_email(
     if contact_id is None:
         return IngestResult(stored=True, kind=found.kind, execution_id=execution_id)
     stopped, suppressed = _act(
-        session, found, contact_id, mailbox.workspace_id, now, soft_bounce_threshold, answered=execution_id
-    )
+        session, found, contact_id, mailbox.workspace_id, now, soft_bounce_threshold, answered=execution_id,
+        intent=intent,
+    )  # fmt: skip
     return IngestResult(True, found.kind, contact_id, execution_id, stopped, suppressed)
+
+
+def message_intent(
+    found: InboundClassification, judged: IntentVerdict | None, received_at: datetime
+) -> IntentVerdict | None:
+    """What the message means for the sales team, by its kind: a reply's is the judge's (none
+    without one); an automatic reply's and an opt-out's follow from the kind itself, so they
+    have one even when nothing judged them. Bounces and other mail have none."""
+    if found.kind is InboundKind.REPLY:
+        return judged
+    if found.kind is InboundKind.AUTO_REPLY:
+        return automatic_reply_intent(judged, found.text or "", received_at.date())
+    if found.kind is InboundKind.UNSUBSCRIBE:
+        return opt_out_intent()
+    return None
+
+
+def intent_columns(intent: IntentVerdict) -> dict[str, Any]:
+    details = intent.model_dump(mode="json", include={"referral", "return_date"}, exclude_none=True)
+    return {"intent": intent.intent.value, "intent_details": details or None, "intent_source": intent.source[:100]}
+
+
+def is_stored(session: Session, provider_message_id: str) -> bool:
+    """Already ingested (a full resync meets old mail again): no reason to judge it twice."""
+    return _already_stored(session, provider_message_id) is not None
 
 
 def _already_stored(session: Session, provider_message_id: str) -> IngestResult | None:
@@ -249,11 +287,12 @@ def _act(
     soft_bounce_threshold: int,
     *,
     answered: int | None = None,
+    intent: IntentVerdict | None = None,
 ) -> tuple[bool, str | None]:
     """The effect of a stored message on its contact: (stopped, suppressed address)."""
     kind = found.kind
     if kind is InboundKind.REPLY:
-        stop_contact(session, contact_id, SkipReason.REPLIED, now, source="gmail", message_id=answered)
+        stop_contact(session, contact_id, SkipReason.REPLIED, now, source="gmail", message_id=answered, intent=intent)
         return True, None
     if kind is InboundKind.UNSUBSCRIBE:
         # The person who asked, who may be a colleague answering in the contact's thread.

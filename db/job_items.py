@@ -13,7 +13,9 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.engine import changed_rows
+from db.jobs import NewJob, enqueue, view
 from db.models import Job, JobItem
+from schemas.jobs import JobView
 
 WAITING, ACTIVE, COMPLETED, FAILED = "waiting", "active", "completed", "failed"
 ITEM_BATCH = 5000
@@ -33,6 +35,20 @@ def add_items(session: Session, job_id: int, items: Iterable[dict[str, Any]], no
         session.execute(insert(JobItem), rows)
         count += len(rows)
     return count
+
+
+def write_bulk_job(
+    session: Session, job: NewJob, items: Iterable[dict[str, Any]], now: datetime
+) -> tuple[JobView, bool]:
+    """A bulk job's row and its items, in the caller's transaction; the same (queue, job id)
+    again returns the existing job and writes nothing (False). ValueError for no items."""
+    job_id, created = enqueue(session, job, now)
+    if created:
+        count = add_items(session, job_id, items, now)
+        if not count:
+            raise ValueError("a bulk job needs at least one item")
+        set_item_count(session, job_id, count)
+    return view(session.get_one(Job, job_id)), created
 
 
 def set_item_count(session: Session, job_id: int, count: int) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,6 +70,12 @@ class Contact(Base):
     stopped_reason: Mapped[str | None] = mapped_column(String(32))
     stopped_at: Mapped[datetime | None]
     soft_bounces: Mapped[int] = mapped_column(default=0)
+    # The last verification of `email` (domain.email_verdict): none until one ran.
+    email_status: Mapped[str | None] = mapped_column(String(16))
+    email_reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    email_checked_at: Mapped[datetime | None]
+    # What enrichment providers said, by provider: {"at": ..., "values": {...}}.
+    enrichment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -190,20 +197,31 @@ class Step(Base):
 
 
 class Enrollment(Base):
+    """Written a campaign's worth at a time, from the very rows it refers to: no foreign
+    keys, whose per-row checks were most of a million-contact enrollment (decision 0037)."""
+
     __tablename__ = "enrollments"
     __table_args__ = (UniqueConstraint("campaign_id", "contact_id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    email_sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
-    sms_sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
-    voicemail_sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+    campaign_id: Mapped[int] = mapped_column(Id)  # campaigns.id
+    contact_id: Mapped[int] = mapped_column(Id, index=True)  # contacts.id
+    email_sender_id: Mapped[int | None] = mapped_column(Id)  # senders.id
+    sms_sender_id: Mapped[int | None] = mapped_column(Id)  # senders.id
+    voicemail_sender_id: Mapped[int | None] = mapped_column(Id)  # senders.id
     status: Mapped[str] = mapped_column(String(16), default="active")
     enrolled_at: Mapped[datetime]
 
 
+def _partial(name: str, *columns: str) -> Index:
+    """An index of the rows whose last column is set (both databases' partial indexes): a
+    look-up by a value implies it is not NULL, so the index serves it."""
+    present = text(f"{columns[-1]} IS NOT NULL")
+    return Index(name, *columns, postgresql_where=present, sqlite_where=present)
+
+
 class StepExecution(Base):
-    """One message: the unique (step, contact) pair is the idempotency key."""
+    """One message: the unique (step, contact) pair is the idempotency key. Planned a
+    campaign's worth at a time from enrollments: no foreign keys (decision 0037)."""
 
     __tablename__ = "step_executions"
     __table_args__ = (
@@ -212,16 +230,17 @@ class StepExecution(Base):
         Index("ix_step_executions_step_rows", "step_id", "id"),  # a step's rows added since a planning cursor
         Index("ix_step_executions_sender_time", "sender_id", "scheduled_for"),
         Index("ix_step_executions_contact_status", "contact_id", "status"),
-        Index("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks
-        Index("ix_step_executions_message_key", "message_key"),  # replies and bounces by Message-ID
-        Index("ix_step_executions_sender_thread", "sender_id", "provider_thread_id"),  # replies by thread
-        Index("ix_step_executions_claim", "step_id", "claim_token"),  # a fetch's retry finds its own claim
+        # The columns below are empty when a row is planned: partial indexes cost nothing then.
+        _partial("ix_step_executions_provider_message_id", "provider_message_id"),  # delivery callbacks
+        _partial("ix_step_executions_message_key", "message_key"),  # replies and bounces by Message-ID
+        _partial("ix_step_executions_sender_thread", "sender_id", "provider_thread_id"),  # replies by thread
+        _partial("ix_step_executions_claim", "step_id", "claim_token"),  # a fetch's retry finds its own claim
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
-    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+    campaign_id: Mapped[int] = mapped_column(Id, index=True)  # campaigns.id
+    step_id: Mapped[int] = mapped_column(Id)  # steps.id
+    contact_id: Mapped[int] = mapped_column(Id)  # contacts.id
+    sender_id: Mapped[int | None] = mapped_column(Id)  # senders.id
     status: Mapped[str] = mapped_column(String(16))
     scheduled_for: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
@@ -269,6 +288,25 @@ class MailboxSync(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class GeneratedText(Base):
+    """A text a model wrote for one contact of one campaign (`{{ ai.<name> }}`); `text` is
+    None when the model could not write it (`error` says why): the template's default goes out."""
+
+    __tablename__ = "generated_texts"
+    __table_args__ = (UniqueConstraint("campaign_id", "contact_id", "name"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(500))
+    model: Mapped[str | None] = mapped_column(String(100))
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    latency_ms: Mapped[int | None]  # None: no call answered (a prompt that did not render, a refused request)
+    created_at: Mapped[datetime]
+
+
 class InboundMessage(Base):
     """A message that came back: an email in a synced mailbox or an SMS to one of our numbers."""
 
@@ -293,6 +331,10 @@ class InboundMessage(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     purged_at: Mapped[datetime | None]  # when retention cleared the bodies and headers
     classification: Mapped[str] = mapped_column(String(32))
+    # A reply's intent (domain.reply_intent), its referral or return date, and who decided.
+    intent: Mapped[str | None] = mapped_column(String(32))
+    intent_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    intent_source: Mapped[str | None] = mapped_column(String(100))
     bounced_recipient: Mapped[str | None] = mapped_column(String(320))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
     execution_id: Mapped[int | None] = mapped_column(ForeignKey("step_executions.id", ondelete="SET NULL"))

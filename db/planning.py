@@ -7,10 +7,10 @@ bounded page of ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
@@ -24,13 +24,21 @@ from db.warmup import sender_ramp
 from domain.calendar import LocalWindow, add_span, zone
 from domain.durations import Span
 from domain.slotting import SenderCapacity, Slotter
-from schemas.activity_io import FetchDueResult, PlanStepResult
+from schemas.activity_io import OPEN_COUNT_CAP, FetchDueResult, PlanStepResult
 from schemas.campaign_file import CampaignFile
-from schemas.enums import OPEN_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, Channel, ExecutionStatus, SkipReason
+from schemas.enums import (
+    OPEN_STATUSES,
+    TERMINAL_STATUSES,
+    WAITING_STATUSES,
+    Channel,
+    EnrollmentStatus,
+    ExecutionStatus,
+    SkipReason,
+)
 from schemas.events import EventType, StepData
-from schemas.workflow_io import PlanCursor
+from schemas.workflow_io import PAGE_OF_ENROLLMENTS, PlanCursor
 
-PAGE = 5000
+PAGE = PAGE_OF_ENROLLMENTS
 CHANGED_PAGE = 1000  # contacts per candidate query of a replan from a cursor (an IN list)
 # A bulk pass changes the table's statistics enough to mislead the planner of later
 # queries (fetching due rows, other campaigns), so it refreshes them once at its end. Its
@@ -52,6 +60,7 @@ class Candidate:
     previous_status: str | None
     previous_done_at: datetime | None
     stopped_reason: str | None
+    enrollment_status: str = EnrollmentStatus.ACTIVE
 
 
 def step_context(session: Session, step_id: int) -> tuple[Step, Step | None, Campaign, CampaignFile]:
@@ -92,13 +101,23 @@ def _booked(session: Session, sender_id: int, start: datetime, end: datetime) ->
     )
 
 
-def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor | None = None) -> PlanStepResult:
+def plan_step(
+    session: Session,
+    step_id: int,
+    now: datetime,
+    since: PlanCursor | None = None,
+    *,
+    resume_after: int | None = None,
+    budget: int | None = None,
+) -> PlanStepResult:
     """Create the rows of every contact now eligible for this step; skip with a reason
     those who cannot receive it. Safe to repeat: the (step, contact) key is unique.
 
     With `since`, only the previous step's rows that changed after that cursor are read
     (a few seconds of sends instead of every enrollment); without it, or once the previous
-    step has finished, every enrollment is."""
+    step has finished, every enrollment is: all at once, or, with `budget`, that many
+    enrollments a call in contact order from `resume_after`, the result saying where the
+    pass goes on (`resume_after`) until it has read them all."""
     step, previous, campaign, spec = step_context(session, step_id)
     # Read "previous finished" before looking for candidates: if it was, every row of the
     # previous step is terminal and this pass plans all that remain.
@@ -112,12 +131,16 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
     campaign_tz = zone(campaign.timezone)
     gap = Span(step.wait_days + (step.day - previous.day if previous else 0), step.wait_seconds)
     planned = skipped = 0
-    pages: Iterator[list[Candidate]]
+    pages: Iterator[list[Candidate] | _GoesOn]
+    resume: int | None = None
     if since is not None and previous is not None and not previous_finished:
         incremental, pages = True, _changed_candidates(session, step, previous, channel, since)
     else:
-        incremental, pages = False, _candidates(session, step, previous, channel)
+        incremental, pages = False, _candidates(session, step, previous, channel, resume_after or 0, budget)
     for page in pages:
+        if isinstance(page, _GoesOn):
+            resume = page.after
+            break
         rows = []
         for candidate in page:
             row = _plan_row(step, candidate, senders, slotter, pauses, campaign_tz, gap, now)
@@ -125,7 +148,7 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
             skipped += row["status"] == ExecutionStatus.SKIPPED.value
             rows.append(row)
         insert_many(session, dialect_insert(session, StepExecution).on_conflict_do_nothing(), rows)
-    if planned + skipped >= ANALYZE_AFTER_ROWS and not incremental:
+    if planned + skipped >= ANALYZE_AFTER_ROWS and not incremental and budget is None:
         refresh_statistics(session, StepExecution.__tablename__)
     open_rows, next_due = _open_summary(session, step.id)
     return PlanStepResult(
@@ -135,7 +158,15 @@ def plan_step(session: Session, step_id: int, now: datetime, since: PlanCursor |
         open_rows=open_rows,
         next_due=next_due,
         cursor=cursor,
+        resume_after=resume,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _GoesOn:
+    """A pass with a budget stops here; the next call reads enrollments above `after`."""
+
+    after: int
 
 
 def _plan_row(
@@ -172,6 +203,8 @@ def _plan_row(
 
 
 def _skip_reason(candidate: Candidate) -> SkipReason | None:
+    if candidate.enrollment_status == EnrollmentStatus.UNVERIFIED:
+        return SkipReason.UNVERIFIED
     if candidate.stopped_reason is not None:
         try:
             return SkipReason(candidate.stopped_reason)
@@ -234,7 +267,7 @@ def _candidate_query(
         return [column > low] + ([column <= high] if high is not None else [])
 
     query = (
-        select(*columns, Contact.stopped_reason)
+        select(*columns, Enrollment.status, Contact.stopped_reason)
         .select_from(Enrollment)
         .join(Contact, Contact.id == Enrollment.contact_id)
         .outerjoin(
@@ -251,14 +284,27 @@ def _candidate_query(
     return query
 
 
-def _candidates(session: Session, step: Step, previous: Step | None, channel: Channel) -> Iterator[list[Candidate]]:
-    """Every candidate, in contact order, a range of PAGE enrollments at a time.
+def _candidates(
+    session: Session, step: Step, previous: Step | None, channel: Channel, low: int = 0, budget: int | None = None
+) -> Iterator[list[Candidate] | _GoesOn]:
+    """Every candidate above contact `low`, in contact order, a range of PAGE enrollments at
+    a time; with `budget`, after that many enrollments a `_GoesOn` says where to go on.
 
     The ranges come from the enrollments first, so each candidate query reads one range of
     this step's rows, not all of them: asking for "the next PAGE candidates" made the
     database hash every row of the step again for every page (quadratic in a bulk pass)."""
-    low = 0
+    read = 0
     while True:
+        if budget is not None and read >= budget:
+            more = session.scalar(
+                select(Enrollment.contact_id)
+                .where(Enrollment.campaign_id == step.campaign_id, Enrollment.contact_id > low)
+                .limit(1)
+            )
+            if more is not None:
+                yield _GoesOn(low)
+            return
+        read += PAGE
         high = session.scalar(
             select(Enrollment.contact_id)
             .where(Enrollment.campaign_id == step.campaign_id, Enrollment.contact_id > low)
@@ -343,17 +389,19 @@ def _changed_candidates(
 def _candidate(row: tuple[Any, ...], has_previous: bool) -> Candidate:
     contact_id, sender_id, has_address, timezone = row[:4]
     previous_status, previous_done_at = row[4:6] if has_previous else (None, None)
-    return Candidate(contact_id, sender_id, has_address, timezone, previous_status, previous_done_at, row[-1])
+    return Candidate(contact_id, sender_id, has_address, timezone, previous_status, previous_done_at, row[-1], row[-2])
 
 
-# The step workflow only asks whether rows are still open; counting every open row of a
-# large step on every fetch cost more than the fetch, so the count stops here.
-OPEN_COUNT_CAP = 1000
 RESLOT_POLL_SECONDS = 5.0  # how often a step looks for rows a resume's batches made due
 
 
-def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]:
-    """Open rows (counted up to OPEN_COUNT_CAP) and the earliest scheduled slot."""
+def _open_summary(
+    session: Session, step_id: int, retries_besides: Sequence[int] | None = None
+) -> tuple[int, datetime | None]:
+    """Open rows (counted up to OPEN_COUNT_CAP) and the earliest scheduled slot; with
+    `retries_besides` (the executions the workflow has in flight, whose holds are their
+    running attempts'), also the earliest retry of a message waiting for its next attempt
+    (SENDING, held until then)."""
     open_rows = (
         select(StepExecution.id)
         .where(StepExecution.step_id == step_id, StepExecution.status.in_(_OPEN))
@@ -365,6 +413,17 @@ def _open_summary(session: Session, step_id: int) -> tuple[int, datetime | None]
             StepExecution.step_id == step_id, StepExecution.status == ExecutionStatus.SCHEDULED.value
         )
     )
+    if retries_besides is not None:
+        retries = select(StepExecution.lease_until).where(
+            StepExecution.step_id == step_id,
+            StepExecution.status == ExecutionStatus.SENDING.value,
+            StepExecution.lease_until.is_not(None),
+        )
+        if retries_besides:
+            retries = retries.where(StepExecution.id.not_in(retries_besides))
+        next_retry = session.scalar(retries.order_by(StepExecution.scheduled_for, StepExecution.id).limit(1))
+        if next_retry is not None:
+            next_due = min(next_due, next_retry) if next_due else next_retry
     return session.scalar(select(func.count()).select_from(open_rows)) or 0, next_due
 
 
@@ -397,24 +456,43 @@ def fetch_due(
     rows = _earlier_claim(session, step_id, claim_token, now) if claim_token else []
     if rows:
         session.execute(
-            update(StepExecution).where(StepExecution.id.in_([row[1] for row in rows])).values(lease_until=lease_until)
+            update(StepExecution).where(StepExecution.id.in_([row.id for row in rows])).values(lease_until=lease_until)
         )
     elif limit > 0:
-        due = _due_rows(session, step_id, now, limit, exclude, due_by)
-        rows = _claim(session, step_id, due, now, lease_until, claim_token)
-    ids, contacts = [row[1] for row in rows], [row[2] for row in rows]
-    open_rows, next_due = _open_summary(session, step_id)
+        waiting, retrying = _due_rows(session, step_id, now, limit, exclude, due_by)
+        rows = sorted(_claim(session, step_id, waiting, now, lease_until, claim_token) + retrying)
+    open_rows, next_due = _open_summary(session, step_id, retries_besides=exclude)
     if shift is not None:
         # Due later by the shift; and each batch may move rows nearer: look again soon.
         soon = now + timedelta(seconds=RESLOT_POLL_SECONDS)
         next_due = min(next_due + timedelta(seconds=shift), soon) if next_due else soon
-    return FetchDueResult(execution_ids=ids, contact_ids=contacts, next_due=next_due, open_rows=open_rows)
+    return FetchDueResult(
+        execution_ids=[row.id for row in rows],
+        contact_ids=[row.contact_id for row in rows],
+        sender_ids=[row.sender_id for row in rows],
+        next_due=next_due,
+        open_rows=open_rows,
+    )
 
 
-def _earlier_claim(session: Session, step_id: int, claim_token: str, now: datetime) -> list[tuple[datetime, int, int]]:
+class DueRow(NamedTuple):
+    slot: datetime
+    id: int
+    contact_id: int
+    sender_id: int
+
+
+_DUE_COLUMNS = (StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id, StepExecution.sender_id)
+
+
+def _due(rows: Sequence[Any], now: datetime) -> list[DueRow]:
+    return [DueRow(when or now, execution, contact, sender) for when, execution, contact, sender in rows]
+
+
+def _earlier_claim(session: Session, step_id: int, claim_token: str, now: datetime) -> list[DueRow]:
     """The rows an earlier attempt of this very fetch claimed, still waiting for their send."""
     page = session.execute(
-        select(StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id)
+        select(*_DUE_COLUMNS)
         .where(
             StepExecution.step_id == step_id,
             StepExecution.claim_token == claim_token,
@@ -422,40 +500,47 @@ def _earlier_claim(session: Session, step_id: int, claim_token: str, now: dateti
         )
         .order_by(StepExecution.scheduled_for, StepExecution.id)
     ).all()
-    return [(when or now, execution_id, contact_id) for when, execution_id, contact_id in page]
+    return _due(page, now)
 
 
 def _due_rows(
     session: Session, step_id: int, now: datetime, limit: int, exclude: list[int], due_by: datetime | None = None
-) -> list[tuple[datetime, int, int]]:
-    """Rows whose slot is at or before `due_by` (default `now`), and claims whose lease ran out."""
-    rows: list[tuple[datetime, int, int]] = []
+) -> tuple[list[DueRow], list[DueRow]]:
+    """Rows whose slot is at or before `due_by` (default `now`) and claims whose lease ran
+    out (to claim), and messages whose own retry has come (SENDING, their hold run out:
+    handed out as they are, since only `claim_retry` may take a SENDING row)."""
     due_by = due_by or now
     scheduled = and_(StepExecution.status == ExecutionStatus.SCHEDULED.value, StepExecution.scheduled_for <= due_by)
     expired = and_(StepExecution.status == ExecutionStatus.QUEUED.value, StepExecution.lease_until < now)
+    retry_due = and_(
+        StepExecution.status == ExecutionStatus.SENDING.value,
+        StepExecution.scheduled_for <= due_by,
+        StepExecution.lease_until <= now,
+    )
     if due_by < now:
         expired = and_(expired, StepExecution.scheduled_for <= due_by)
-    # Two queries, not one with OR: each reads its first page off the due index in
+    # A query per kind, not one with OR: each reads its first page off the due index in
     # slot order, where the OR made the database sort every due row of the step.
-    for due in (scheduled, expired):
-        query = select(StepExecution.scheduled_for, StepExecution.id, StepExecution.contact_id).where(
-            StepExecution.step_id == step_id, due
-        )
+    pages: list[list[DueRow]] = []
+    for due in (scheduled, expired, retry_due):
+        query = select(*_DUE_COLUMNS).where(StepExecution.step_id == step_id, due)
         if exclude:
             query = query.where(StepExecution.id.not_in(exclude))
         page = session.execute(query.order_by(StepExecution.scheduled_for, StepExecution.id).limit(limit)).all()
-        rows += [(when or now, execution_id, contact_id) for when, execution_id, contact_id in page]
-    return sorted(rows)[:limit]
+        pages.append(_due(page, now))
+    first = set(sorted(row for page in pages for row in page)[:limit])
+    waiting = [row for row in pages[0] + pages[1] if row in first]
+    return waiting, [row for row in pages[2] if row in first]
 
 
 def _claim(
     session: Session,
     step_id: int,
-    rows: list[tuple[datetime, int, int]],
+    rows: list[DueRow],
     now: datetime,
     lease_until: datetime,
     claim_token: str | None,
-) -> list[tuple[datetime, int, int]]:
+) -> list[DueRow]:
     """QUEUED, only for rows still waiting: a row a lifecycle change closed, or a send took,
     between the read and this write stays as it is and is not handed out."""
     if not rows:
@@ -463,14 +548,14 @@ def _claim(
     claimed = set(
         session.scalars(
             update(StepExecution)
-            .where(StepExecution.id.in_([row[1] for row in rows]), StepExecution.status.in_(_CLAIMABLE))
+            .where(StepExecution.id.in_([row.id for row in rows]), StepExecution.status.in_(_CLAIMABLE))
             .values(
                 status=ExecutionStatus.QUEUED.value, lease_until=lease_until, claim_token=claim_token, updated_at=now
             )
             .returning(StepExecution.id)
         )
     )
-    return [row for row in rows if row[1] in claimed]
+    return [row for row in rows if row.id in claimed]
 
 
 def mark_step_finished(session: Session, step_id: int, now: datetime) -> None:

@@ -37,13 +37,14 @@ from sqlalchemy.orm import Session, aliased
 
 from db.engine import Statements
 from db.events import EVENTS as _EVENTS
-from db.events import event_values, record_event
-from db.models import Campaign, Contact, DeadLetter, Enrollment, Sender, Step, StepExecution
+from db.events import event_values, record_event, record_message_event
+from db.models import Campaign, Contact, DeadLetter, Enrollment, GeneratedText, Sender, Step, StepExecution
 from db.types import UTCDateTime
 from domain.calendar import local_day, zone
+from domain.templates import render_template
 from domain.warmup import ramp_of
 from schemas.enums import TERMINAL_STATUSES, WAITING_STATUSES, CampaignStatus, Channel, ExecutionStatus
-from schemas.events import ContactRef, EventType, MessageData
+from schemas.events import EventType, MessageData
 
 # Core tables for the hot-path UPDATEs: ORM-enabled statements cost more worker CPU than
 # the database spends on them, and these never need the identity map.
@@ -64,6 +65,12 @@ class ExecutionView:
     attempts: int
     lease_until: datetime | None  # QUEUED: the claim's lease; SENDING: the running attempt's hold
     sending_since: datetime | None
+    scheduled_for: datetime  # SENDING and equal to `lease_until`: waiting for a batch's next attempt
+
+    @property
+    def waiting_to_retry(self) -> bool:
+        """Held by no attempt: `retry_later` holds the row until it is due again."""
+        return self.lease_until is not None and self.lease_until == self.scheduled_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +228,26 @@ def thread_subject(db: Statements, campaign_id: int, position: int) -> str | Non
     email step's (the campaign file requires one on the first email and on new threads)."""
     row = db.first(_THREAD_SUBJECT, {"p_campaign_id": campaign_id, "p_position": position})
     return row["subject"] if row is not None else None
+
+
+_WRITTEN_TEXTS = select(GeneratedText.name, GeneratedText.text).where(
+    GeneratedText.campaign_id == bindparam("p_campaign_id"),
+    GeneratedText.contact_id == bindparam("p_contact_id"),
+    GeneratedText.text.is_not(None),
+)
+
+
+def ai_texts(
+    db: Statements, campaign_id: int, contact_id: int, defaults: dict[str, str], context: dict[str, Any]
+) -> dict[str, str]:
+    """`{{ ai.<name> }}` for one contact: what the model wrote, else the rendered default
+    (a contact the model wrote nothing for never gets an empty sentence)."""
+    rows = db.rows(_WRITTEN_TEXTS, {"p_campaign_id": campaign_id, "p_contact_id": contact_id})
+    written: dict[str, str] = {row._mapping["name"]: row._mapping["text"] for row in rows}
+    return {
+        name: written.get(name) or render_template(default, context, field=f"ai.{name}.default")
+        for name, default in defaults.items()
+    }
 
 
 def previous_email(db: Statements, execution: ExecutionView) -> tuple[str | None, str | None, list[str]]:
@@ -499,38 +526,9 @@ def dead_letter(
             created_at=now,
         )
     )
-    _record_failure(session, execution_id, f"{error_type}", message, attempts, now)
+    details = {"error_type": error_type, "error": message[:1000], "attempts": attempts}
+    record_message_event(session, EventType.MESSAGE_FAILED, execution_id, now, **details)
     return attempts
-
-
-def _record_failure(
-    session: Session, execution_id: int, error_type: str, message: str, attempts: int, now: datetime
-) -> None:
-    """`message.failed`, with the row it reports."""
-    row = session.execute(
-        select(
-            StepExecution.campaign_id, Step.position, Step.channel, Contact.id, Contact.email, Contact.phone,
-            Sender.address, Campaign.workspace_id,
-        )
-        .join(Step, Step.id == StepExecution.step_id)
-        .join(Contact, Contact.id == StepExecution.contact_id)
-        .join(Campaign, Campaign.id == StepExecution.campaign_id)
-        .outerjoin(Sender, Sender.id == StepExecution.sender_id)
-        .where(StepExecution.id == execution_id)
-    ).one()  # fmt: skip
-    campaign_id, position, channel, contact_id, email, phone, sender, workspace_id = row
-    data = MessageData(
-        message_id=execution_id,
-        campaign_id=campaign_id,
-        step=position,
-        channel=channel,
-        contact=ContactRef(id=contact_id, email=email, phone=phone),
-        sender=sender,
-        error_type=error_type,
-        error=message[:1000],
-        attempts=attempts,
-    )
-    record_event(session, EventType.MESSAGE_FAILED, data, now, workspace_id)
 
 
 _CLAIM_RETRY = (
@@ -582,6 +580,86 @@ def release_attempt(db: Statements, execution_id: int) -> None:
     """The attempt ended without recording SENT (a failure, a crash caught): the next one
     may take the row at once."""
     db.count(_RELEASE, {"p_execution_id": execution_id})
+
+
+_WHEN = bindparam("p_when", type_=UTCDateTime())
+_RETRY_SENDING = (
+    update(_EXECUTIONS)
+    .where(StepExecution.id == bindparam("p_execution_id"), StepExecution.status == ExecutionStatus.SENDING.value)
+    .values(lease_until=_WHEN, scheduled_for=_WHEN, updated_at=_NOW)
+    .returning(StepExecution.attempts)
+)
+_RETRY_WAITING = (
+    update(_EXECUTIONS)
+    .where(StepExecution.id == bindparam("p_execution_id"), StepExecution.status.in_(_CLAIMABLE))
+    .values(
+        status=ExecutionStatus.SCHEDULED.value,
+        scheduled_for=_WHEN,
+        lease_until=None,
+        attempts=StepExecution.attempts + 1,
+        updated_at=_NOW,
+    )
+    .returning(StepExecution.attempts)
+)
+
+
+def retry_later(db: Statements, execution_id: int, when: datetime, now: datetime) -> int | None:
+    """A message of a batch that failed for now waits on its row for its next attempt, so
+    the rest of the batch goes on. A row already SENDING stays SENDING (the message may have
+    gone out: its next attempt asks the provider first), held until `when`, which is also
+    when `fetch_due` hands it out again; a row that failed before the gate goes back to
+    SCHEDULED at `when`, its attempt counted. Returns the row's attempts, None if it closed."""
+    params = {"p_execution_id": execution_id, "p_when": when, "p_now": now}
+    for statement in (_RETRY_SENDING, _RETRY_WAITING):
+        row = db.first(statement, params)
+        if row is not None:
+            return int(row["attempts"])
+    return None
+
+
+_ROW_ATTEMPTS = select(StepExecution.status, StepExecution.attempts).where(
+    StepExecution.id == bindparam("p_execution_id")
+)
+
+
+def waiting_to_retry(db: Statements, step_id: int, limit: int) -> list[int]:
+    """A step's SENDING rows that wait on their row for a batch's next attempt: `retry_later`
+    holds such a row until the very time it is due again, which no running attempt does (an
+    attempt holds its row from now, past its slot)."""
+    statement = (
+        select(StepExecution.id)
+        .where(
+            StepExecution.step_id == step_id,
+            StepExecution.status == ExecutionStatus.SENDING.value,
+            StepExecution.lease_until == StepExecution.scheduled_for,
+        )
+        .order_by(StepExecution.id)
+        .limit(limit)
+    )
+    return [int(row[0]) for row in db.rows(statement)]
+
+
+def attempts_after_failure(db: Statements, execution_id: int) -> int | None:
+    """The attempts a message has had, the one that just failed included: a SENDING row
+    counted it when it was taken; one that failed before the gate is counted by
+    `retry_later`. None when the row has closed meanwhile (a cancel, a reply)."""
+    row = db.first(_ROW_ATTEMPTS, {"p_execution_id": execution_id})
+    if row is None or row["status"] not in _OPEN:
+        return None
+    return int(row["attempts"]) + (0 if row["status"] == ExecutionStatus.SENDING.value else 1)
+
+
+def hold_until(db: Statements, execution_id: int, until: datetime) -> None:
+    """A running attempt still sends this row: keep other attempts off it until `until`."""
+    db.count(
+        update(_EXECUTIONS)
+        .where(
+            StepExecution.id == execution_id,
+            StepExecution.status == ExecutionStatus.SENDING.value,
+            StepExecution.lease_until.is_not(None),
+        )
+        .values(lease_until=until)
+    )
 
 
 def hold_time(now: datetime) -> datetime:

@@ -20,13 +20,15 @@ from sqlalchemy.orm import Session
 from db.contacts_repo import add_suppression, stop_contact
 from db.dialect import dialect_insert
 from db.engine import changed_rows
-from db.events import record_event
-from db.models import DEFAULT_WORKSPACE_ID, Campaign, Contact, InboundMessage, Sender, Step, StepExecution, Suppression
+from db.events import record_event, record_message_event
+from db.inbound import intent_columns
+from db.models import DEFAULT_WORKSPACE_ID, Contact, InboundMessage, Sender, Step, StepExecution, Suppression
 from domain.addresses import normalise_phone, normalise_suppression
+from domain.reply_intent import intent_by_rules
 from domain.sms_keywords import SmsIntent, classify_sms
 from domain.unsubscribe_tokens import UnsubscribeClaim
 from schemas.enums import Channel, ExecutionStatus, SkipReason, SuppressionKind
-from schemas.events import ContactData, ContactRef, EventType, MessageData
+from schemas.events import ContactData, ContactRef, EventType
 
 SMS_OPT_OUT_REASON = "sms opt-out"
 UNSUBSCRIBE_LINK_REASON = "unsubscribe link"
@@ -98,6 +100,9 @@ def receive_sms(
     if intent is SmsIntent.OPT_IN and not _opted_out(session, phone, workspace_id):
         intent = SmsIntent.REPLY
     contact_id = contact_ids[0] if contact_ids else None
+    # An SMS reply's meaning by the rules: Twilio waits at most 15 s for this answer, too
+    # short to also wait for a model.
+    meaning = intent_by_rules(body) if intent is SmsIntent.REPLY else None
     inserted = _store_sms(
         session,
         {
@@ -114,6 +119,7 @@ def receive_sms(
             "execution_id": _replied_execution(session, contact_ids, sender),
             "received_at": now,
             "created_at": now,
+            **(intent_columns(meaning) if meaning is not None else {}),
         },
     )
     if not inserted:
@@ -130,7 +136,10 @@ def receive_sms(
         remove_suppression(session, phone, reason=SMS_OPT_OUT_REASON, workspace_id=workspace_id)
         _unstop_unsubscribed(session, contact_ids, now)
     elif intent is SmsIntent.REPLY:
-        skipped = sum(stop_contact(session, each, SkipReason.REPLIED, now, source="twilio") for each in contact_ids)
+        skipped = sum(
+            stop_contact(session, each, SkipReason.REPLIED, now, source="twilio", intent=meaning)
+            for each in contact_ids
+        )
     return SmsAction(intent, contact_id, duplicate=False, skipped_executions=skipped)
 
 
@@ -196,7 +205,7 @@ def record_delivery_status(
             .execution_options(synchronize_session=False)
         )
         if changed_rows(moved):
-            _record_delivery(session, execution_id, status, now)
+            record_message_event(session, EventType.MESSAGE_DELIVERY, execution_id, now, delivery_status=status)
     elif error_code:
         _fill_error_code(session, execution_id, error_code, now)
     if answered_by and answered_by.strip():
@@ -343,29 +352,3 @@ def _unstop_unsubscribed(session: Session, contact_ids: Sequence[int], now: date
             contact=ContactRef(id=contact_id, email=email, phone=phone), reason="resubscribed", source="twilio", at=now
         )
         record_event(session, EventType.CONTACT_RESUBSCRIBED, data, now, workspace_id)
-
-
-def _record_delivery(session: Session, execution_id: int, status: str, now: datetime) -> None:
-    """`message.delivery`: the provider's status moved up its ladder."""
-    row = session.execute(
-        select(
-            StepExecution.campaign_id, Step.position, Step.channel, Contact.id, Contact.email, Contact.phone,
-            StepExecution.provider_message_id, StepExecution.sent_at, Campaign.workspace_id,
-        )
-        .join(Step, Step.id == StepExecution.step_id)
-        .join(Contact, Contact.id == StepExecution.contact_id)
-        .join(Campaign, Campaign.id == StepExecution.campaign_id)
-        .where(StepExecution.id == execution_id)
-    ).one()  # fmt: skip
-    campaign_id, position, channel, contact_id, email, phone, provider_id, sent_at, workspace_id = row
-    data = MessageData(
-        message_id=execution_id,
-        campaign_id=campaign_id,
-        step=position,
-        channel=channel,
-        contact=ContactRef(id=contact_id, email=email, phone=phone),
-        provider_message_id=provider_id,
-        sent_at=sent_at,
-        delivery_status=status,
-    )
-    record_event(session, EventType.MESSAGE_DELIVERY, data, now, workspace_id)

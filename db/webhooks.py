@@ -270,9 +270,13 @@ class Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def record_answer(session: Session, endpoint_id: int, item: Outgoing, answer: Answer, now: datetime) -> str:
+def record_answer(
+    session: Session, endpoint_id: int, claim_token: str, item: Outgoing, answer: Answer, now: datetime
+) -> str:
     """The attempt, and where it leaves the delivery: delivered, pending until its next
-    time (the schedule's, or a longer `Retry-After`), or failed; the delivery's status."""
+    time (the schedule's, or a longer `Retry-After`), or failed; the delivery's status.
+    A delivery replayed while this attempt was in flight is no longer this claim's: the
+    attempt is recorded, and the replay stays pending to be sent again."""
     attempt = item.attempts + 1
     session.execute(
         insert(WebhookAttempt).values(
@@ -312,8 +316,12 @@ def record_answer(session: Session, endpoint_id: int, item: Outgoing, answer: An
             update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id, ENDPOINTS.c.failing_since.is_(None))
             .values(failing_since=now)
         )  # fmt: skip
-    session.execute(update(DELIVERIES).where(DELIVERIES.c.id == item.delivery_id).values(**values))
-    return status
+    still_ours = session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id == item.delivery_id, DELIVERIES.c.claim_token == claim_token)
+        .values(**values)
+    )
+    return status if changed_rows(still_ours) else PENDING
 
 
 def release(session: Session, delivery_ids: Sequence[int], now: datetime) -> None:
@@ -339,7 +347,8 @@ def replay(
     since: datetime | None = None,
 ) -> int:
     """Deliver again, at once, with the same `webhook-id`: one event (to every endpoint that
-    had it, or one), or everything an endpoint had since a time. How many deliveries."""  # fmt: skip
+    had it, or one), or everything an endpoint had since a time. How many deliveries.
+    One in flight counts too: its attempt finishes, and the replay follows it."""  # fmt: skip
     if event_id is not None and endpoint_id is not None:
         _ensure_delivery(session, endpoint_id, event_id, now)
     conditions = []
@@ -351,7 +360,7 @@ def replay(
         conditions.append(DELIVERIES.c.created_at >= since)
     statement = (
         update(DELIVERIES)
-        .where(and_(*conditions), DELIVERIES.c.status.in_([DELIVERED, FAILED, PENDING]))
+        .where(and_(*conditions), DELIVERIES.c.status.in_([DELIVERED, FAILED, PENDING, DELIVERING]))
         .values(status=PENDING, attempts=0, next_attempt_at=now, claim_token=None, updated_at=now)
     )
     return changed_rows(session.execute(statement))

@@ -87,7 +87,9 @@ def contact_context(contact: ContactFields) -> dict[str, Any]:
     return context
 
 
-def check_templates(templates: Mapping[str, str], known_variables: set[str]) -> None:
+def check_templates(
+    templates: Mapping[str, str], known_variables: set[str], objects: Mapping[str, Any] | None = None
+) -> None:
     """Fail now for a template that could not render for the campaign's contacts.
 
     Each template (keyed by its field, e.g. `steps[1].body`) is rendered with every
@@ -96,7 +98,8 @@ def check_templates(templates: Mapping[str, str], known_variables: set[str]) -> 
     branches the placeholders do not take, unless the name is guarded somewhere by
     `default` or `is defined`. Every problem is reported, not just the first.
     """
-    context = dict.fromkeys(known_variables, PLACEHOLDER)
+    context: dict[str, Any] = dict.fromkeys(known_variables, PLACEHOLDER) | dict(objects or {})
+    known_variables = known_variables | set(objects or {})
     problems: list[str] = []
     for field, source in templates.items():
         problems += _problems_in(field, source, known_variables, context)
@@ -104,7 +107,7 @@ def check_templates(templates: Mapping[str, str], known_variables: set[str]) -> 
         raise TemplateRenderError("\n".join(problems), problems=tuple(problems))
 
 
-def _problems_in(field: str, source: str, known_variables: set[str], context: Mapping[str, str]) -> list[str]:
+def _problems_in(field: str, source: str, known_variables: set[str], context: Mapping[str, Any]) -> list[str]:
     try:
         unknown = sorted(_unguarded_unknown_names(source, known_variables))
         if not unknown:

@@ -6,9 +6,9 @@ failure that is retryable (with an optional `retry_after`) or permanent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +44,13 @@ ProgressReport = Callable[[Any], None]
 
 class JobHandler(Protocol):
     def run(self, request: JobRequest, report_progress: ProgressReport) -> JobDone: ...
+
+
+@runtime_checkable
+class BatchJobHandler(JobHandler, Protocol):
+    """A handler that can do many items of a bulk job in one call (a provider's batch
+    endpoint); each item still gets its own outcome, in the order given."""
+
+    def run_batch(
+        self, requests: Sequence[JobRequest], report_progress: ProgressReport
+    ) -> list[JobDone | JobFailed]: ...

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.durations import parse_seconds
 from runtime.names import QueueKind
+from schemas.workflow_io import Tuning
 
 DEFAULT_HOME = Path(".outbound")
 
@@ -107,6 +108,32 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class VerificationSettings(BaseModel):
+    """Email verification's DNS (`OUTBOUND_VERIFICATION__NAMESERVERS='["10.0.0.2"]'`)."""
+
+    model_config = {"extra": "forbid"}
+
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="Resolvers to ask, `host` or `host:port` ([v6]:port); empty: the system's (/etc/resolv.conf).",
+    )
+    timeout: float = Field(5.0, gt=0, le=60, description="Seconds one lookup may take, retries included.")
+    cache_size: int = Field(100_000, ge=0, description="DNS answers a worker keeps for their TTL (0: none).")
+
+
+class AiSettings(BaseModel):
+    """A language model behind any OpenAI-compatible endpoint (`OUTBOUND_AI__MODEL=...`,
+    `OUTBOUND_AI__BASE_URL=http://localhost:11434/v1` for Ollama); none: the rules decide."""
+
+    model_config = {"extra": "forbid"}
+
+    model: str | None = Field(None, description="The model's name at the endpoint; unset: no model calls.")
+    base_url: str | None = Field(None, description="The endpoint (…/v1); unset: OpenAI's.")
+    api_key: SecretStr | None = Field(None, description="The endpoint's key (local servers take none).")
+    timeout: float = Field(20.0, gt=0, le=300, description="Seconds one call may take.")
+    retries: int = Field(1, ge=0, le=5, description="Retries of a failed call before the fallback decides.")
+
+
 class QueueLimits(BaseModel):
     """Overrides for one task queue, named without the prefix, e.g.
     `OUTBOUND_QUEUE_LIMITS__SMS__MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND=1` (a Twilio
@@ -135,6 +162,18 @@ class Settings(BaseSettings):
     outbox_faults: OutboxFaults = Field(default_factory=OutboxFaults)
     task_queue_prefix: str = Field("", description="Prefix for every task queue name (one deployment per prefix).")
     send_window_size: int = Field(200, ge=1, le=1000, description="Sends in flight per step workflow.")
+    send_heartbeat_seconds: int = Field(
+        20,
+        ge=2,
+        description="Heartbeat timeout of send activities: how soon a dead worker's sends are taken up again.",
+    )
+    send_batch_size: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Messages of one sender per send activity (1: an activity per message). More cuts the"
+        " Temporal actions per message; each message keeps its own gate, outcome and retries.",
+    )
     # Slots per task queue. One worker process runs every send in Python under one GIL:
     # past a couple of dozen concurrent sends per queue they only wait for each other (the
     # 10k benchmark sent 132/s at 24 and 110-115/s at 64; docs/decisions/0015). Providers'
@@ -190,6 +229,13 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mailbox_pause: MailboxPauseSettings = Field(default_factory=MailboxPauseSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    ai: AiSettings = Field(default_factory=AiSettings)
+    enrichment_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Secrets enrichment providers authenticate with, by the name a jobs file gives"
+        " (`OUTBOUND_ENRICHMENT_SECRETS__ACME_DATA=...` for `secret: acme_data`).",
+    )
 
     def worker_limits(self, kind: QueueKind) -> dict[str, Any]:
         """`Worker` options for one queue: its override, else the defaults. The campaigns
@@ -225,6 +271,14 @@ class Settings(BaseSettings):
     def database_connections(self) -> int:
         """One connection per activity thread (see `workers/run.py`)."""
         return self.activity_threads() + self.control_threads()
+
+    def tuning(self) -> Tuning:
+        """The workflow knobs a launch carries from these settings (the rest keep defaults)."""
+        return Tuning(
+            send_window=self.send_window_size,
+            send_batch_size=self.send_batch_size,
+            send_heartbeat_seconds=self.send_heartbeat_seconds,
+        )
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for `outbound config`."""

@@ -8,7 +8,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from schemas.enums import CampaignStatus, SendOutcome, SkipReason
-from schemas.workflow_io import PlanCursor, StepPlan
+from schemas.jobs import BulkJobInput
+from schemas.workflow_io import PlanCursor, SendRetry, StepPlan
 
 
 class PrepareCampaignInput(BaseModel):
@@ -25,11 +26,14 @@ class EnrollmentCounts(BaseModel):
     suppressed: int = 0
     stopped: int = 0
     active_elsewhere: int = 0
+    unverified: int = 0  # enrolled, but skipped: a recent verdict that fails `verification:`
 
 
 class PrepareCampaignResult(BaseModel):
     steps: list[StepPlan]
     counts: EnrollmentCounts
+    verify_first: bool = False  # the campaign file's `verification:`: verify before the first step
+    write_first: bool = False  # the campaign file's `ai:`: a model writes the texts before the first step
 
 
 class LifecycleInput(BaseModel):
@@ -74,10 +78,19 @@ class StopContactInput(BaseModel):
     event_id: str | None = None
 
 
+# The step workflow only asks whether rows are still open; counting every open row of a
+# large step on every fetch cost more than the fetch, so the count stops here.
+OPEN_COUNT_CAP = 1000
+
+
 class PlanStepInput(BaseModel):
     step_id: int
     now: datetime
     since: PlanCursor | None = Field(None, description="plan only from here; None reads every enrollment")
+    # A pass over every enrollment in parts: at most `budget` enrollments a call, going on
+    # above contact `resume_after`. None (and in older histories): the whole pass at once.
+    resume_after: int | None = None
+    budget: int | None = Field(None, ge=1)
 
 
 class PlanStepResult(BaseModel):
@@ -89,6 +102,8 @@ class PlanStepResult(BaseModel):
     # For the next pass while the previous step still sends; None once it has finished
     # (and in older histories).
     cursor: PlanCursor | None = None
+    # The pass stopped at its budget: the next call goes on above this contact.
+    resume_after: int | None = None
 
 
 class FetchDueInput(BaseModel):
@@ -107,6 +122,8 @@ class FetchDueResult(BaseModel):
     # The contact of each execution (same order), so a send's summary and failure name it;
     # empty in older histories.
     contact_ids: list[int] = Field(default_factory=list, max_length=1000)
+    # The sender of each execution (same order): a batch holds one sender's rows.
+    sender_ids: list[int] = Field(default_factory=list, max_length=1000)
     next_due: datetime | None
     open_rows: int  # counted up to db.planning.OPEN_COUNT_CAP: the workflow asks "any left?"
 
@@ -133,6 +150,28 @@ class SendResult(BaseModel):
     detail: str | None = None
 
 
+class SendBatchInput(BaseModel):
+    """Up to `Tuning.send_batch_size` due rows of one sender, sent one after the other by
+    one activity. Each row keeps its own gate, exactly-once protocol, outcome and retries
+    (a failed message goes back to the database with its next time)."""
+
+    execution_ids: list[int] = Field(min_length=1, max_length=100)
+    now: datetime
+    retry: SendRetry
+
+
+class BatchItem(BaseModel):
+    """What became of one row of a batch."""
+
+    execution_id: int
+    outcome: SendOutcome
+    detail: str | None = Field(None, max_length=300)
+
+
+class SendBatchResult(BaseModel):
+    items: list[BatchItem] = Field(default_factory=list, max_length=100)
+
+
 class DeadLetterInput(BaseModel):
     execution_id: int
     error_type: str
@@ -145,3 +184,27 @@ class DeadLetterInput(BaseModel):
 class SettleInput(BaseModel):
     execution_ids: list[int] = Field(max_length=1000)
     now: datetime
+    # Also the step's messages waiting on their rows for a batch's next attempt, which no
+    # activity holds (OUTBOUND_SEND_BATCH_SIZE above 1).
+    waiting_of_step: int | None = None
+
+
+class ContactsJobInput(BaseModel):
+    campaign_id: int
+    now: datetime
+    task_queue_prefix: str = ""
+
+
+class ContactsJobPlan(BaseModel):
+    """A bulk job over a campaign's contacts before its first step (verification, written
+    texts): its row is written; the campaign workflow runs it as a child on its own queue."""
+
+    job_key: str
+    queue: str
+    priority: int
+    contacts: int
+    bulk: BulkJobInput
+
+
+class ApplyVerificationInput(BaseModel):
+    campaign_id: int

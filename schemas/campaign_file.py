@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from domain.durations import Span, parse_span
 from schemas.enums import Channel
@@ -120,6 +129,44 @@ class StepSpec(BaseModel):
         return {name: value for name in names if (value := getattr(self, name))}
 
 
+class VerificationRequirement(BaseModel):
+    """Which contacts an email campaign reaches, by their last email verification."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require: Literal["deliverable", "not_undeliverable"] = Field(
+        description="`deliverable`: only addresses verified deliverable; `not_undeliverable`: any but"
+        " undeliverable (risky and unknown pass)."
+    )
+    max_age: SpanField = Field(
+        default_factory=lambda: Span(days=30),
+        description="A verdict older than this is checked again before the first step (e.g. 30d).",
+    )
+
+    def accepts(self, status: str | None) -> bool:
+        if self.require == "deliverable":
+            return status == "deliverable"
+        return status != "undeliverable"
+
+
+class AiText(BaseModel):
+    """A text a model writes per contact (`{{ ai.<name> }}`), from a prompt file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, description="The prompt file, relative to the campaign file (a Jinja template).")
+    default: str = Field(
+        min_length=1, description="The template used for a contact the model wrote nothing for (never empty)."
+    )
+    max_chars: int = Field(300, ge=20, le=2000, description="The longest text accepted from the model.")
+    prompt_text: str | None = Field(
+        None, description="The prompt file's text, read when the campaign is created (workers need no file)."
+    )
+
+
+AI_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+
+
 class CampaignFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -138,6 +185,15 @@ class CampaignFile(BaseModel):
         max_length=500,
         description="The sender's physical postal address, in every email's footer (CAN-SPAM); an email"
         " campaign without it takes the workspace default (`outbound workspace set --postal-address`).",
+    )
+    verification: VerificationRequirement | None = Field(
+        None,
+        description="Skip contacts whose address does not meet `require` (reason `unverified`); those"
+        " without a verdict younger than `max_age` are verified before the first step.",
+    )
+    ai: dict[Annotated[str, StringConstraints(pattern=AI_NAME)], AiText] = Field(
+        default_factory=dict,
+        description="Texts a language model writes per contact before the first step: `{{ ai.first_line }}`.",
     )
     steps: list[StepSpec] = Field(min_length=1, max_length=50)
 
@@ -163,4 +219,6 @@ class CampaignFile(BaseModel):
                 )
         if self.send_gap.days or self.jitter.days:
             raise ValueError("send_gap and jitter must be below a day (use s, m or h)")
+        if self.verification is not None and not emails:
+            raise ValueError("verification: checks email addresses, and this campaign has no email step")
         return self

@@ -20,6 +20,9 @@ class FunnelStep(BaseModel):
     replied: int = 0
     bounced: int = 0
     unsubscribed: int = 0
+    replies_by_intent: dict[str, int] = Field(
+        default_factory=dict, description="Replies to this step's messages by intent (interested, referral, …)."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

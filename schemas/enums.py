@@ -52,6 +52,13 @@ class SkipReason(StrEnum):
     SUPPRESSED = "suppressed"
     NO_ADDRESS = "no_address"
     PREVIOUS_STEP_NOT_SENT = "previous_step_not_sent"
+    UNVERIFIED = "unverified"  # the address does not meet the campaign's `verification:`
+
+
+class EnrollmentStatus(StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"  # replied, bounced, unsubscribed: no further step
+    UNVERIFIED = "unverified"  # the address fails the campaign's `verification:`: every step skipped
 
 
 class SuppressionKind(StrEnum):
@@ -69,3 +76,6 @@ class SendOutcome(StrEnum):
     RESLOTTED = "RESLOTTED"  # outside the sending window at send time; moved to the next window
     SKIPPED = "SKIPPED"  # a reason about the contact (replied, suppressed, no address)
     ALREADY_DONE = "ALREADY_DONE"  # a re-delivery found the row terminal
+    # In a batch only (an activity per message raises instead, and Temporal retries it):
+    RETRYING = "RETRYING"  # the message failed for now; its row waits for its next attempt
+    FAILED = "FAILED"  # the message failed for good; its row is dead-lettered

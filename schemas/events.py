@@ -8,7 +8,7 @@ to act without calling back: the contact's address, the campaign, the step.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +73,13 @@ class ContactData(_Data):
     campaign_id: int | None = Field(None, description="The campaign the reply or bounce answered, when known.")
     message_id: int | None = Field(None, description="The message it answered, when known.")
     stopped_messages: int = Field(0, description="Messages that will not be sent because of it.")
+    intent: str | None = Field(
+        None,
+        description="contact.replied: what the reply means (interested, not_interested, meeting_request,"
+        " referral, out_of_office, unsubscribe_request, unclear), by the model or the rules.",
+    )
+    referral: dict[str, str | None] | None = Field(None, description="A referral's name and email, as named.")
+    return_date: date | None = Field(None, description="An out-of-office reply's return date, if given.")
     at: datetime
 
 

@@ -13,8 +13,10 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from domain.durations import Span
 from schemas.campaign_file import SpanField
+from schemas.enrichment_provider import EnrichmentProvider
 
-HANDLERS = ("http",)  # built-in handlers join this list as they are added
+VERIFY_HANDLER, ENRICH_HANDLER, WRITE_HANDLER = "verify-email", "enrich", "ai-write"  # the built-in handlers
+HANDLERS = ("http", VERIFY_HANDLER, ENRICH_HANDLER, WRITE_HANDLER)
 QUEUE_NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
 
@@ -48,8 +50,14 @@ class QueueSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=QUEUE_NAME, description="Lower case, digits and dashes; the task queue `jobs-<name>`.")
-    handler: Literal["http"] = Field(description="`http`: POST each job to the feature service at `endpoint`.")
+    handler: Literal["http", "verify-email", "enrich", "ai-write"] = Field(
+        description="`http`: POST each job to the feature service at `endpoint`; `verify-email`: the built-in"
+        " email verification (syntax, DNS, disposable and role addresses); `enrich`: ask the `provider`"
+        " about a contact and store what it knows; `ai-write`: a language model writes a campaign's"
+        " `{{ ai.<name> }}` texts for a contact."
+    )
     endpoint: AnyHttpUrl | None = Field(None, description="The feature service's base URL (handler `http`).")
+    provider: EnrichmentProvider | None = Field(None, description="Handler `enrich`: the provider to ask.")
     slots: int = Field(8, ge=1, le=1000, description="Jobs one worker process runs at once from this queue.")
     rate_limit: float | None = Field(
         None, gt=0, description="Jobs started per second across every worker (enforced by the Temporal server)."
@@ -63,6 +71,8 @@ class QueueSpec(BaseModel):
     def _handler_needs(self) -> QueueSpec:
         if self.handler == "http" and self.endpoint is None:
             raise ValueError("handler http needs an `endpoint` (the feature service's base URL)")
+        if (self.handler == "enrich") != (self.provider is not None):
+            raise ValueError("handler enrich needs a `provider`, and only it takes one")
         if self.timeout.days or not 1 <= self.timeout.seconds <= 3600:
             raise ValueError("timeout must be between 1s and 1h")
         ids = [repeat.id for repeat in self.repeat]
@@ -97,9 +107,36 @@ class JobsFile(BaseModel):
             first[queue.name] = index
         return self
 
+    def with_builtins(self) -> JobsFile:
+        """These queues, plus the built-in queue of each built-in handler none of them runs
+        (`verify-email`, `ai`), so verification and written texts work without a jobs file."""
+        missing = [queue for queue in BUILTIN_QUEUES if queue.handler not in {q.handler for q in self.queues}]
+        taken = {queue.name for queue in self.queues}
+        return self.model_copy(update={"queues": [*self.queues, *(q for q in missing if q.name not in taken)]})
+
+    def for_handler(self, handler: str) -> QueueSpec:
+        """The first queue that runs `handler`."""
+        for queue in self.queues:
+            if queue.handler == handler:
+                return queue
+        raise LookupError(f"no queue runs the {handler} handler; add one to the jobs file (handler: {handler})")
+
     def queue(self, name: str) -> QueueSpec:
         for queue in self.queues:
             if queue.name == name:
                 return queue
         known = ", ".join(queue.name for queue in self.queues)
         raise LookupError(f"no queue named {name!r} in the jobs file (queues: {known})")
+
+
+# A DNS lookup or two per domain, cached: many at once is cheap for the resolver.
+BUILTIN_QUEUES = (
+    QueueSpec(name="verify-email", handler="verify-email", slots=16, attempts=3),
+    # A model call takes seconds; a few at once per worker, each allowed a minute.
+    QueueSpec(name="ai", handler="ai-write", slots=4, attempts=3, timeout=Span(seconds=60)),
+)
+
+
+def builtin_jobs() -> JobsFile:
+    """The job queues a deployment has without a jobs file."""
+    return JobsFile(queues=list(BUILTIN_QUEUES))

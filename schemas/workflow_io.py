@@ -11,6 +11,23 @@ from schemas.enums import CampaignStatus, Channel
 from schemas.signals import Lifecycle
 
 
+class SendRetry(BaseModel):
+    """A message's own retries, kept on its row while its batch goes on: the backoff of
+    `Tuning.send_retry_policy`, counted in the row's attempts."""
+
+    initial_seconds: float
+    backoff: float
+    max_interval_seconds: float
+    maximum_attempts: int
+
+    def delay(self, attempts: int) -> float:
+        """The wait after the `attempts`-th attempt failed."""
+        return min(self.initial_seconds * self.backoff ** max(attempts - 1, 0), self.max_interval_seconds)
+
+
+PAGE_OF_ENROLLMENTS = 5000  # db.planning.PAGE: a planning call reads whole pages
+
+
 class Tuning(BaseModel):
     """Knobs that shape workflow behaviour; part of the input so they are deterministic."""
 
@@ -26,6 +43,19 @@ class Tuning(BaseModel):
     # after this long; rows a run has in flight are never re-offered to it (`exclude`).
     lease_seconds: int = Field(60, ge=30)
     send_timeout_seconds: int = Field(60, ge=1)
+    # Enrollments one planning call reads while a step plans in parts: the next part is
+    # planned when fewer than a fetch-count's worth of rows are left open, so planning
+    # follows what is due, not the campaign's size (docs/decisions/0036).
+    plan_part: int = Field(20_000, ge=1)  # whole pages of PAGE_OF_ENROLLMENTS are read
+    # Messages per send activity: 1 is an activity per message (Temporal retries it); more
+    # sends up to that many due rows of one sender per activity, each row with its own
+    # outcome and its retries kept on the row (docs/decisions/0035).
+    send_batch_size: int = Field(1, ge=1, le=100)
+    # A send activity heartbeats (progress, and its row's hold) well within this: a worker
+    # killed mid-send is noticed after it, not after the start-to-close timeout. None: no
+    # heartbeat, only for the time-skipping test server, which stops skipping time for good
+    # once a heartbeating activity of a test is left behind.
+    send_heartbeat_seconds: int | None = Field(20, ge=2)
     retry_initial_seconds: float = 2.0
     retry_backoff: float = 2.0
     retry_max_interval_seconds: float = 300.0
@@ -35,6 +65,19 @@ class Tuning(BaseModel):
     # instead of draining them, retries and all. Off only for the time-skipping test server,
     # which stops skipping time for good once a closed run leaves activities behind.
     hand_over_at_continue_as_new: bool = True
+
+    @property
+    def send_heartbeat_timeout(self) -> timedelta | None:
+        return timedelta(seconds=self.send_heartbeat_seconds) if self.send_heartbeat_seconds else None
+
+    def message_retry(self) -> SendRetry:
+        """The retry policy of one message in a batch, applied by the batch itself."""
+        return SendRetry(
+            initial_seconds=self.retry_initial_seconds,
+            backoff=self.retry_backoff,
+            max_interval_seconds=self.retry_max_interval_seconds,
+            maximum_attempts=self.retry_maximum_attempts,
+        )
 
     def send_retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -74,6 +117,10 @@ class CampaignState(BaseModel):
     launched_at: datetime | None = None
     start_at: datetime | None = None
     prepared: bool = False
+    verify_first: bool = False  # `verification:`: the contacts are verified before the first step
+    verified: bool = False
+    write_first: bool = False  # `ai:`: a model writes the contacts' texts before the first step
+    written: bool = False
     enrolled: int = 0
     steps: list[StepPlan] = Field(default_factory=list)
     paused_at: datetime | None = None
@@ -137,6 +184,8 @@ class StepInput(BaseModel):
     start_label: str | None = Field(None, description="`start_at` in the campaign's time zone, for the Web UI.")
     plan_cursor: PlanCursor | None = Field(None, description="where the next incremental planning pass starts")
     last_full_plan: datetime | None = Field(None, description="when a planning pass last read every enrollment")
+    plan_resume: int | None = Field(None, description="a pass in parts goes on above this contact")
+    pass_previous_finished: bool = Field(False, description="the previous step had finished when that pass began")
     handover: list[int] = Field(
         default_factory=list,
         max_length=1000,

@@ -27,6 +27,9 @@ def _register_commands() -> None:
     from starter import cli_report
 
     cli_report.register(cli_campaign.campaign_app)  # `campaign report`
+    from starter import cli_ai_texts
+
+    cli_ai_texts.register(cli_campaign.campaign_app)  # `campaign generate | preview`
     from starter import cli_api_keys, cli_dlq, cli_jobs, cli_retention, cli_webhooks, cli_workspace
 
     app.add_typer(cli_dlq.dlq_app, name="dlq")

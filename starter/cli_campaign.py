@@ -97,7 +97,9 @@ async def _client(ctx: CliContext, tracing: Tracing | None = None) -> OutboundCl
     from starter.client import OutboundClient
 
     interceptors = tracing.interceptors() if tracing is not None else []
-    return OutboundClient(await connect_or_explain(ctx.settings, interceptors), ctx.settings.task_queue_prefix)
+    return OutboundClient(
+        await connect_or_explain(ctx.settings, interceptors), ctx.settings.task_queue_prefix, ctx.settings.tuning()
+    )
 
 
 def _tracing() -> Tracing:

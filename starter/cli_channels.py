@@ -176,6 +176,6 @@ def api(
     ctx = CliContext()
     configure_logging(ctx.settings.log_format)  # OUTBOUND_LOG_FORMAT=json for production
     _ = ctx.engine  # fail now, clearly, when the schema is missing
-    ctx.jobs_file(required=False)  # a bad jobs file: a clear error now, not at the first request
+    ctx.jobs_file()  # a bad jobs file: a clear error now, not at the first request
     ctx.use_secret_key()
     run(serve_api(ctx.settings, host=host, port=port))

@@ -6,15 +6,20 @@ stderr, so `outbound contacts list > file` stays clean.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from starter.contact_jobs import ContactsEnqueued
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -34,7 +39,7 @@ from db.contacts_repo import (
     stop_contact,
 )
 from db.engine import unit_of_work
-from db.models import Sender
+from db.models import Contact, Sender
 from db.warmup import sender_ramp
 from domain.contacts_csv import ContactCsv, ContactRecord, CsvFileError, RowError, open_contacts_csv
 from schemas.enums import Channel, SkipReason
@@ -81,6 +86,9 @@ def import_(
         str,
         typer.Option(help="Country for phone numbers written without +country code.", envvar="OUTBOUND_DEFAULT_REGION"),
     ] = "US",
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Then verify the group's email addresses not verified in 30 days.")
+    ] = False,
 ) -> None:
     """Import contacts from a CSV into a lead group; re-importing updates, never duplicates.
 
@@ -102,6 +110,50 @@ def import_(
         raise UserError(f"{file}: no valid contact rows ({tally.invalid} bad); nothing was imported")
     ctx.console.print(f"Imported {escape(file.name)} into lead group {escape(repr(group))}:", highlight=False)
     ctx.console.print(_summary(tally, result))
+    if verify:
+        _verify(ctx, group, DEFAULT_VERIFIED_WITHIN)
+
+
+DEFAULT_VERIFIED_WITHIN = "30d"
+
+
+@contacts_app.command("verify")
+def verify_(
+    group: Annotated[str, typer.Option("--group", "-g", help="The lead group whose addresses to verify.")],
+    older_than: Annotated[
+        str, typer.Option(help="Verify again addresses last verified longer ago than this (e.g. 7d, 12h).")
+    ] = DEFAULT_VERIFIED_WITHIN,
+    all_: Annotated[bool, typer.Option("--all", help="Verify every address of the group again.")] = False,
+) -> None:
+    """Verify the group's email addresses (syntax, DNS, disposable and role addresses) as a
+    bulk job on the `verify-email` queue; `contacts list` shows each verdict."""
+    _verify(CliContext(), group, None if all_ else older_than)
+
+
+def _verify(ctx: CliContext, group: str, older_than: str | None) -> None:
+    from datetime import timedelta
+
+    from domain.durations import parse_seconds
+    from starter.contact_jobs import enqueue_verification
+
+    try:
+        age = timedelta(seconds=parse_seconds(older_than)) if older_than is not None else None
+    except ValueError as error:
+        raise UserError(f"--older-than: {error}") from None
+    enqueued = run_contacts_job(
+        ctx,
+        lambda client: enqueue_verification(
+            client, ctx.sessions, ctx.settings, group=group, older_than=age, now=datetime.now(UTC)
+        ),
+    )
+    if enqueued.job is None:
+        ctx.console.print(f"Every address in {group!r} was verified within {older_than}: nothing to verify.")
+        return
+    ctx.console.print(
+        f"Verifying {enqueued.contacts:,} address(es) of {group!r}: bulk job {enqueued.job.id} on queue"
+        f" {enqueued.job.queue} (`outbound jobs show {enqueued.job.id}`; `outbound contacts list -g {group}`)",
+        highlight=False,
+    )
 
 
 def _import(ctx: CliContext, file: Path, group: str, region: str, tally: _Tally) -> ImportResult | None:
@@ -179,7 +231,8 @@ def list_(
             contacts = list_contacts(session, group_name=group, limit=limit)
         except LookupError as error:
             raise UserError(str(error.args[0])) from None
-    table = Table("Id", "Email", "Phone", "Name", "Company", "Time zone", "Stopped", title_justify="left")
+    table = Table("Id", "Email", "Phone", "Name", "Company", "Time zone", "Email status", "Checked (UTC)", "Stopped",
+                  title_justify="left")  # fmt: skip
     for column in table.columns[1:3]:
         column.overflow = "fold"  # an address cut to "ann.le…" is useless
     table.title = f"Contacts{f' in {group!r}' if group else ''}: {len(contacts)} of {total:,}"
@@ -187,9 +240,60 @@ def list_(
         name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
         table.add_row(
             *cells(contact.id, contact.email, contact.phone, name, contact.company, contact.timezone),
-            *cells(contact.stopped_reason),
+            *cells(_email_status(contact), _checked_at(contact), contact.stopped_reason),
         )
     ctx.console.print(table)
+
+
+@contacts_app.command("enrich")
+def enrich_(
+    group: Annotated[str, typer.Option("--group", "-g", help="The lead group whose contacts to enrich.")],
+    provider: Annotated[str, typer.Option(help="The enrichment provider: a queue of the jobs file, handler enrich.")],
+) -> None:
+    """Ask an enrichment provider about every contact of the group (a bulk job, under the
+    queue's rate limit); what it knows becomes contact fields and template variables."""
+    from starter.contact_jobs import enqueue_enrichment
+
+    ctx = CliContext()
+    enqueued = run_contacts_job(
+        ctx, lambda client: enqueue_enrichment(client, ctx.sessions, ctx.settings, group=group, provider=provider)
+    )
+    if enqueued.job is None:
+        ctx.console.print(f"{group!r} has no contacts: nothing to enrich.")
+        return
+    ctx.console.print(
+        f"Enriching {enqueued.contacts:,} contact(s) of {group!r} from {provider}: bulk job {enqueued.job.id}"
+        f" (`outbound jobs show {enqueued.job.id}`)",
+        highlight=False,
+    )
+
+
+def run_contacts_job(
+    ctx: CliContext, start: Callable[[Client], Coroutine[Any, Any, ContactsEnqueued]]
+) -> ContactsEnqueued:
+    """Connect to Temporal and enqueue a job over contacts; what it refuses (no such group,
+    campaign or queue) is the user's to fix, not a traceback."""
+    from starter.asyncio_bridge import connect_or_explain, run
+    from starter.job_producer import JobError
+
+    client = run(connect_or_explain(ctx.settings))
+    try:
+        return run(start(client))
+    except (LookupError, JobError) as error:
+        raise UserError(str(error.args[0])) from None
+
+
+def _email_status(contact: Contact) -> str | None:
+    """`risky (role_address)`; nothing until a verification ran."""
+    if contact.email_status is None:
+        return None
+    reasons = ", ".join(contact.email_reasons or [])
+    return f"{contact.email_status} ({reasons})" if reasons else contact.email_status
+
+
+def _checked_at(contact: Contact) -> str | None:
+    """When the verdict was reached: a months-old `deliverable` says less than today's."""
+    return f"{contact.email_checked_at:%Y-%m-%d %H:%M}" if contact.email_checked_at else None
 
 
 @suppress_app.command("add")

@@ -199,7 +199,6 @@ def _retry_job_letter(ctx: CliContext, letter: JobLetter) -> None:
     if letter.status != DeadLetterStatus.OPEN.value:
         raise UserError(f"dead letter {letter.id} is {letter.status}; only an open one is retried")
     jobs = ctx.jobs_file()
-    assert jobs is not None
 
     async def go() -> None:
         client = await connect_or_explain(ctx.settings)

@@ -25,7 +25,6 @@ def queues_list() -> None:
     """Each queue: handler, endpoint, slots, rate limit, timeout, attempts, priority."""
     ctx = CliContext()
     jobs = ctx.jobs_file()
-    assert jobs is not None
     table = Table("Queue", "Handler", "Endpoint", "Slots", "Rate limit", "Timeout", "Attempts", "Priority")
     for queue in jobs.queues:
         rate = f"{queue.rate_limit:g}/s" if queue.rate_limit else "none"
@@ -42,7 +41,7 @@ def queues_stats(as_json: Annotated[bool, typer.Option("--json", help="The count
     from db.jobs import queue_counts
 
     ctx = CliContext()
-    jobs = ctx.jobs_file(required=False)
+    jobs = ctx.jobs_file()
     with ctx.sessions() as session:
         counts = queue_counts(session, [queue.name for queue in jobs.queues] if jobs else [])
     if as_json:
@@ -63,7 +62,6 @@ def queues_secret(
 
     ctx = CliContext()
     jobs = ctx.jobs_file()
-    assert jobs is not None
     try:
         jobs.queue(queue)
     except LookupError as error:
@@ -212,7 +210,7 @@ def jobs_show(
     from starter.job_producer import JobError, JobProducer
 
     ctx = CliContext()
-    jobs = ctx.jobs_file(required=False)
+    jobs = ctx.jobs_file()
     try:
         found = JobProducer.lookup(ctx.sessions, job)
     except JobError as error:
@@ -283,7 +281,6 @@ async def _producer(ctx: CliContext) -> Any:
     from starter.job_producer import JobProducer
 
     jobs = ctx.jobs_file()
-    assert jobs is not None
     client = await connect_or_explain(ctx.settings)
     return JobProducer(client, ctx.sessions, jobs, ctx.settings.task_queue_prefix)
 

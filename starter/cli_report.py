@@ -16,6 +16,7 @@ from db.analytics import refresh_campaign
 from db.analytics_funnel import campaign_funnel
 from db.engine import unit_of_work
 from db.models import Campaign
+from domain.reply_intent import ReplyIntent
 from schemas.campaign_funnel import CampaignFunnel
 from starter.context import CliContext, UserError
 
@@ -75,6 +76,8 @@ def funnel_table(funnel: CampaignFunnel) -> Table:
     table = Table(title=f"Campaign {funnel.campaign_id} · {funnel.name} · {funnel.status} · {funnel.enrolled} enrolled")
     columns: tuple[str, ...] = ("step", "channel", "scheduled", "sent", "skipped", "failed", "cancelled")
     columns += ("replied", "bounced", "unsubscribed", "reply rate")
+    intents = [intent.value for intent in ReplyIntent if any(intent.value in s.replies_by_intent for s in funnel.steps)]
+    columns += tuple(intent.replace("_", " ") for intent in intents)  # a column per class that occurred
     for column in columns:
         table.add_column(column, justify="left" if column in ("channel", "skipped") else "right")
     for step in funnel.steps:
@@ -91,5 +94,6 @@ def funnel_table(funnel: CampaignFunnel) -> Table:
             str(step.bounced),
             str(step.unsubscribed),
             "-" if step.reply_rate is None else f"{100 * step.reply_rate:.1f}%",
+            *(str(step.replies_by_intent.get(intent, 0)) for intent in intents),
         )
     return table

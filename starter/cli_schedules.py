@@ -41,7 +41,7 @@ def sync() -> None:
     ctx = CliContext()
 
     async def go() -> list[SyncOutcome]:
-        ctx.jobs_file(required=False)  # a bad jobs file: a clear error, not a traceback
+        ctx.jobs_file()  # a bad jobs file: a clear error, not a traceback
         return await sync_schedules(await connect_or_explain(ctx.settings), ctx.settings, all_schedules(ctx.settings))
 
     print_sync(ctx.console, run(go()))
@@ -65,7 +65,7 @@ def list_() -> None:
     ctx = CliContext()
 
     async def go() -> list[ScheduleStatus]:
-        ctx.jobs_file(required=False)
+        ctx.jobs_file()
         return await schedule_statuses(
             await connect_or_explain(ctx.settings), ctx.settings, all_schedules(ctx.settings)
         )

@@ -58,7 +58,7 @@ def worker(
     from workers.run import run_worker
 
     ctx = CliContext()
-    jobs = ctx.jobs_file(required=False)
+    jobs = ctx.jobs_file()
     prefix = ctx.settings.task_queue_prefix
     known = all_queues(prefix) + [job_queue(queue.name, prefix) for queue in (jobs.queues if jobs else [])]
     unknown = [queue for queue in task_queue or [] if queue not in known]

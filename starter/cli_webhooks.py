@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -63,7 +62,7 @@ def webhooks_list(as_json: Annotated[bool, typer.Option("--json", help="As JSON.
     ctx = CliContext()
     endpoints = _admin(ctx).all()
     if as_json:
-        ctx.console.print_json(json.dumps([asdict(each) for each in endpoints], default=str))
+        ctx.console.print_json(json.dumps([each.model_dump(mode="json") for each in endpoints]))
         return
     table = Table("Id", "URL", "Events", "Status", "Failing since", "Description")
     for each in endpoints:
@@ -142,7 +141,7 @@ def webhooks_deliveries(
     ctx = CliContext()
     rows = _admin(ctx).deliveries(endpoint_id=endpoint, failed=failed, event_type=event, limit=limit)
     if as_json:
-        ctx.console.print_json(json.dumps([asdict(row) for row in rows], default=str))
+        ctx.console.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
         return
     table = Table("Id", "Endpoint", "Event", "Type", "Status", "Attempts", "Last code", "Latency", "Error", "Next")
     for row in rows:

@@ -69,9 +69,10 @@ class CampaignControlError(Exception):
 
 
 class OutboundClient:
-    def __init__(self, client: Client, prefix: str = "") -> None:
+    def __init__(self, client: Client, prefix: str = "", tuning: Tuning | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self.tuning = tuning or Tuning()  # what a launch carries unless it says otherwise
 
     def handle(self, campaign_id: int) -> WorkflowHandle[Any, CampaignProgress]:
         return self.client.get_workflow_handle(
@@ -95,7 +96,7 @@ class OutboundClient:
                     campaign_id=campaign_id,
                     start_delay_seconds=start_delay_seconds,
                     task_queue_prefix=self.prefix,
-                    tuning=tuning or Tuning(),
+                    tuning=tuning or self.tuning,
                 ),
                 id=campaign_workflow_id(campaign_id, self.prefix),
                 task_queue=campaign_queue(self.prefix),
@@ -155,15 +156,15 @@ class OutboundClient:
     # the gate is committed, or why the campaign refused.
 
     async def pause_now(self, campaign_id: int, reason: str | None = None) -> LifecycleAck:
-        return await self._update(campaign_id, PAUSE_UPDATE, PauseSignal(reason=reason))
+        return await self._update(campaign_id, PAUSE_UPDATE, PauseSignal(reason=reason), "pause")
 
     async def resume_now(self, campaign_id: int) -> LifecycleAck:
-        return await self._update(campaign_id, RESUME_UPDATE, ResumeSignal())
+        return await self._update(campaign_id, RESUME_UPDATE, ResumeSignal(), "resume")
 
     async def cancel_now(self, campaign_id: int, reason: str | None = None) -> LifecycleAck:
-        return await self._update(campaign_id, CANCEL_UPDATE, CancelSignal(reason=reason))
+        return await self._update(campaign_id, CANCEL_UPDATE, CancelSignal(reason=reason), "cancel")
 
-    async def _update(self, campaign_id: int, name: str, payload: BaseModel) -> LifecycleAck:
+    async def _update(self, campaign_id: int, name: str, payload: BaseModel, verb: str) -> LifecycleAck:
         try:
             ack: LifecycleAck = await self.handle(campaign_id).execute_update(name, payload, result_type=LifecycleAck)
         except WorkflowUpdateFailedError as error:
@@ -173,12 +174,14 @@ class OutboundClient:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             # Not launched, or closed: only then is a second round trip needed, to say which.
-            raise CampaignControlError(await self._why_closed(campaign_id)) from None
+            raise CampaignControlError(await self._why_closed(campaign_id, verb)) from None
         return ack
 
-    async def _why_closed(self, campaign_id: int) -> str:
-        """ "campaign 3 is CANCELLED": the last CampaignStatus the workflow published, which
-        its closed run keeps (a cancelled campaign's workflow itself completes normally)."""
+    async def _why_closed(self, campaign_id: int, verb: str) -> str:
+        """ "campaign 3 is CANCELLED; it cannot resume": the last CampaignStatus the workflow
+        published, which its closed run keeps (a cancelled campaign's workflow itself completes
+        normally). Worded as the workflow's validator words it, so the answer does not depend on
+        whether the run had closed by the time the update arrived."""
         try:
             description = await self.handle(campaign_id).describe()
         except RPCError as error:
@@ -187,9 +190,9 @@ class OutboundClient:
             raise
         state = description.typed_search_attributes.get(CAMPAIGN_STATUS)
         if state:
-            return f"campaign {campaign_id} is {state}"
+            return f"campaign {campaign_id} is {state}; it cannot {verb}"
         closed = description.status.name.lower() if description.status else "closed"
-        return f"campaign {campaign_id} has finished ({closed})"
+        return f"campaign {campaign_id} has finished ({closed}); it cannot {verb}"
 
     async def progress(self, campaign_id: int) -> CampaignProgress | None:
         """The live state from the workflow, or None when it is not reachable."""

@@ -37,18 +37,14 @@ class CliContext:
     def sessions(self) -> SessionFactory:
         return make_session_factory(self.engine)
 
-    def jobs_file(self, *, required: bool = True) -> JobsFile | None:
-        """The job queues (`OUTBOUND_JOBS_FILE`); a bad file is a clear error, not a traceback."""
-        from domain.jobs_yaml import JobsFileError, load_jobs_file
+    def jobs_file(self) -> JobsFile:
+        """The job queues: `OUTBOUND_JOBS_FILE`'s and the built-in ones (`verify-email`); a bad
+        file is a clear error, not a traceback."""
+        from domain.jobs_yaml import JobsFileError
+        from runtime.job_queues import configured_jobs
 
-        if self.settings.jobs_file is None:
-            if required:
-                raise UserError(
-                    "no job queues: set OUTBOUND_JOBS_FILE to your jobs.yaml (see the README's Jobs section)"
-                )
-            return None
         try:
-            return load_jobs_file(self.settings.jobs_file)
+            return configured_jobs(self.settings)
         except JobsFileError as error:
             raise UserError("the jobs file has problems:\n" + "\n".join(error.problems)) from None
 

@@ -96,7 +96,7 @@ async def _run_campaign(
     keep_running: bool,
     ui_port: int,
 ) -> int:
-    outbound = OutboundClient(client, settings.task_queue_prefix)
+    outbound = OutboundClient(client, settings.task_queue_prefix, settings.tuning())
     with sessions() as session:
         campaign = session.get(Campaign, campaign_id)
         name = campaign.name if campaign else None

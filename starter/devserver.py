@@ -48,6 +48,10 @@ def free_port() -> int:
 DEV_SERVER_DYNAMIC_CONFIG = {"matching.numTaskqueueReadPartitions": 1, "matching.numTaskqueueWritePartitions": 1}
 
 
+class DevServerExited(RuntimeError):
+    """The dev server stopped while starting (a port taken, a bad flag): its log says why."""
+
+
 def start_dev_server(
     home: Path, *, port: int = 7233, ui_port: int = 8233, namespace: str = "default", log: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -93,10 +97,13 @@ def start_dev_server(
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent()
         )
     try:
+        # The server opens its gRPC port before its Web UI's; a UI port taken in between
+        # (by anybody's outgoing connection, for a kernel-picked port) makes it exit, so
+        # it is up only once both answer.
         deadline = time.monotonic() + 60
-        while not port_open("127.0.0.1", port):
+        while not (port_open("127.0.0.1", port) and port_open("127.0.0.1", ui_port)):
             if process.poll() is not None:
-                raise RuntimeError(f"the Temporal dev server exited (code {process.returncode}); see {log}")
+                raise DevServerExited(f"the Temporal dev server exited (code {process.returncode}); see {log}")
             if time.monotonic() > deadline:
                 raise TimeoutError("the Temporal dev server did not start within 60 s")
             time.sleep(0.2)

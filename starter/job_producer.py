@@ -8,6 +8,8 @@ with one job and one workflow. The CLI and the HTTP API both go through here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from temporalio.service import RPCError
 
 from db.engine import SessionFactory, unit_of_work
 from db.job_dead_letters import close_job_letters
-from db.job_items import add_items, item_counts, set_item_count
+from db.job_items import item_counts, write_bulk_job
 from db.jobs import NewJob, enqueue, find_job, reset_for_retry, view
 from db.models import Job
 from runtime.names import BULK_JOB_WORKFLOW, JOB_QUEUE, JOB_STATUS, JOB_WORKFLOW, job_queue, job_workflow_id
@@ -118,15 +120,12 @@ class JobProducer:
         if not 1 <= batch <= min(window, 100):
             raise JobError(f"batch must be 1 to {min(window, 100)} (at most the window), got {batch}")
         key = _checked_key(job_key) if job_key is not None else uuid.uuid4().hex
-        with unit_of_work(self.sessions) as session:
-            now = datetime.now(UTC)
-            job_id, created = enqueue(session, NewJob(queue, key, {}, spec.priority, spec.attempts, name=name), now)
-            if created:
-                count = add_items(session, job_id, items, now)
-                if not count:
-                    raise JobError("a bulk job needs at least one item")  # the job's row goes with it
-                set_item_count(session, job_id, count)
-            job = view(session.get_one(Job, job_id))
+        new = NewJob(queue, key, {}, spec.priority, spec.attempts, name=name)
+        try:
+            with unit_of_work(self.sessions) as session:
+                job, created = write_bulk_job(session, new, items, datetime.now(UTC))
+        except ValueError as error:  # no items: the job's row goes with the transaction
+            raise JobError(str(error)) from None
         if not job.status.finished:
             await self.client.start_workflow(
                 BULK_JOB_WORKFLOW,
@@ -179,8 +178,17 @@ class JobProducer:
                     "conflict",
                 )
             job = view(session.get_one(Job, job.id))
+        await self._closed(job)
         await self._start(job, spec, 0.0, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
         return job
+
+    async def _closed(self, job: JobView, timeout: float = 30) -> None:
+        """The job's row says cancelled or failed before its workflow's last task has run; a
+        start meanwhile would join that closing run (the id's conflict policy) and the job
+        would not run again. So the retry waits for the run to close (bounded)."""
+        handle = self.client.get_workflow_handle(job_workflow_id(job.queue, job.job_key, self.prefix))
+        with contextlib.suppress(Exception):  # a failed or cancelled run has closed too
+            await asyncio.wait_for(handle.result(), timeout)
 
     def get(self, reference: str) -> JobView:
         return self.lookup(self.sessions, reference)

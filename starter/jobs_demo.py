@@ -4,7 +4,10 @@ Starts a Temporal dev server (unless one answers), the example feature service
 (`examples/feature_service.py`) and a worker for its queue, then adds four jobs — one
 that completes, one the service is too busy for twice (retried with backoff), one it
 refuses (failed, dead-lettered) — and a bulk job of twenty items, and shows them until
-they are done. Ctrl-C or SIGTERM stops everything it started.
+they are done. Then lead intelligence: five addresses verified by the built-in
+`verify-email` queue against a local DNS server (`examples/local_dns.py`), and three written
+replies read for their intent (by the rules, or by the model `OUTBOUND_AI__MODEL` names).
+Ctrl-C or SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
@@ -12,23 +15,33 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import yaml
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
-from db.engine import make_engine, make_session_factory
+from db.contacts_repo import import_contacts
+from db.engine import make_engine, make_session_factory, unit_of_work
 from db.jobs import list_jobs, view
 from db.migrate import upgrade
+from db.models import Contact, LeadGroup, LeadGroupMember
+from domain.contacts_csv import ContactRecord
 from domain.jobs_yaml import load_jobs_file
+from domain.reply_intent import new_text
 from examples.feature_service import create_app
+from examples.local_dns import LocalDns
+from runtime.ai import ReplyClassifier
 from runtime.job_queues import queue_secret
 from runtime.names import job_queue
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from runtime.temporal import connect
+from starter.contact_jobs import enqueue_verification
 from starter.devserver import free_port, port_open, start_dev_server, stop
 from starter.job_producer import JobProducer
 from workers.worker import build_workers
@@ -66,7 +79,12 @@ async def _demo(settings: Settings, console: Console, home: Path, endpoint: str,
     client = await connect(settings)
     await register_search_attributes(client, settings.temporal_namespace)
     prefix = settings.task_queue_prefix
-    workers = build_workers(client, settings, sessions, task_queues=[job_queue(QUEUE, prefix)], jobs=jobs)
+    local_dns = LocalDns(DEMO_DOMAINS).__enter__()
+    settings = settings.model_copy(
+        update={"verification": settings.verification.model_copy(update={"nameservers": [local_dns.address]})}
+    )
+    queues = [job_queue(QUEUE, prefix), job_queue("verify-email", prefix)]
+    workers = build_workers(client, settings, sessions, task_queues=queues, jobs=jobs.with_builtins())
     running = asyncio.create_task(workers.run())
     try:
         producer = JobProducer(client, sessions, jobs, prefix)
@@ -98,11 +116,65 @@ async def _demo(settings: Settings, console: Console, home: Path, endpoint: str,
         web_ui = f"http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows"
         console.print(f'Web UI: {web_ui}?query=JobQueue%3D"{QUEUE}"')
         console.print("Try: outbound jobs list, outbound dlq list (with OUTBOUND_JOBS_FILE=" + str(jobs_file) + ")")
-        return 0 if counts == {"completed": 3, "failed": 1} else 1
+        verified = await _verification(client, sessions, settings, console, run)
+        _replies(settings, console)
+        return 0 if counts == {"completed": 3, "failed": 1} and verified else 1
     finally:
         await workers.shutdown()
         await asyncio.gather(running, return_exceptions=True)
+        local_dns.__exit__(None, None, None)
         engine.dispose()
+
+
+DEMO_DOMAINS = {"acme.example": "mx", "mailinator.com": "mx", "nomail.example": "null_mx"}
+DEMO_ADDRESSES = ["jane@acme.example", "sales@acme.example", "temp@mailinator.com", "joe@nomail.example",
+                  "ann@gone.example"]  # fmt: skip
+DEMO_REPLIES = [
+    "Sounds interesting - could you send me pricing?\n\nOn Mon, Sam wrote:\n> Hi Jane",
+    "I'm out of the office until 2027-01-05 with limited access to email.",
+    "Not the right person, please reach out to maria@acme.example who runs ops.",
+]
+
+
+async def _verification(client: Any, sessions: Any, settings: Settings, console: Console, run: str) -> bool:
+    """Five addresses through `contacts verify`'s path; True when each got its verdict."""
+    group = f"demo-verify-{run}"
+    with unit_of_work(sessions) as session:
+        records = [ContactRecord(line=n + 2, email=email) for n, email in enumerate(DEMO_ADDRESSES)]
+        import_contacts(session, records, group, datetime.now(UTC))
+    enqueued = await enqueue_verification(client, sessions, settings, group=group, older_than=None,
+                                          now=datetime.now(UTC))  # fmt: skip
+    console.print(f"Verifying {enqueued.contacts} addresses against a local DNS server (examples/local_dns.py) ...")
+    deadline = time.monotonic() + 60
+    while True:
+        with sessions() as session:
+            rows = session.execute(
+                select(Contact.email, Contact.email_status, Contact.email_reasons)
+                .join(LeadGroupMember, LeadGroupMember.contact_id == Contact.id)
+                .join(LeadGroup, LeadGroup.id == LeadGroupMember.group_id)
+                .where(LeadGroup.name == group)
+                .order_by(Contact.id)
+            ).all()
+        if all(status is not None for _, status, _ in rows) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    table = Table("Address", "Verdict", "Reasons")
+    for email, status, reasons in rows:
+        table.add_row(email, status or "(not yet)", ", ".join(reasons or []))
+    console.print(table)
+    return all(status is not None for _, status, _ in rows)
+
+
+def _replies(settings: Settings, console: Console) -> None:
+    classifier = ReplyClassifier(settings.ai)
+    table = Table("Reply (new text)", "Intent", "Details", "Decided by")
+    for reply in DEMO_REPLIES:
+        verdict = classifier.classify(reply)
+        details = verdict.model_dump(mode="json", include={"referral", "return_date"}, exclude_none=True)
+        table.add_row(new_text(reply)[:60], verdict.intent.value, str(details or ""), verdict.source)
+    console.print(table)
+    if settings.ai.model is None:
+        console.print("Replies were read by the rules; set OUTBOUND_AI__MODEL (and __BASE_URL) to ask a model.")
 
 
 class _FeatureService:

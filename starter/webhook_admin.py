@@ -11,12 +11,11 @@ import contextlib
 import json
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -38,8 +37,9 @@ from db.webhooks import (
 from runtime.names import WEBHOOK_DELIVERY_WORKFLOW, WEBHOOK_WAKE_SIGNAL, webhook_queue, webhook_workflow_id
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
-from runtime.webhook_targets import TargetRefused, check_target
+from runtime.webhook_targets import TargetRefused, check_target, public_only_client
 from schemas.events import EVENT_DATA, EventType, PingData, event_id
+from schemas.webhooks_api import DeliveryOut, EndpointOut
 from schemas.webhooks_io import WebhookDeliveryInput
 
 SUBSCRIBABLE = sorted(kind.value for kind in EVENT_DATA if kind is not EventType.WEBHOOK_PING)
@@ -53,40 +53,13 @@ class WebhookError(Exception):
         self.kind = kind  # invalid | not_found | conflict
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointView:
-    id: int
-    url: str
-    description: str | None
-    events: list[str]  # empty: every event
-    status: str
-    disabled_reason: str | None
-    failing_since: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryView:
-    id: int
-    endpoint_id: int
-    event_id: str
-    event_type: str
-    status: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    latency_ms: int | None
-
-
 class WebhookAdmin:
     def __init__(self, client: Client | None, sessions: SessionFactory, settings: Settings) -> None:
         self.client = client
         self.sessions = sessions
         self.settings = settings
 
-    async def add(self, url: str, events: list[str], description: str | None = None) -> tuple[EndpointView, str]:
+    async def add(self, url: str, events: list[str], description: str | None = None) -> tuple[EndpointOut, str]:
         """The new endpoint and its secret (`whsec_…`), which is shown this once."""
         unknown = sorted(set(events) - set(SUBSCRIBABLE))
         if unknown:
@@ -101,21 +74,21 @@ class WebhookAdmin:
         await self._start(new_id)
         return self.get(new_id), secret
 
-    def all(self) -> list[EndpointView]:
+    def all(self) -> list[EndpointOut]:
         with self.sessions() as session:
             return [_view(row) for row in endpoints(session)]
 
-    def get(self, endpoint_id: int) -> EndpointView:
+    def get(self, endpoint_id: int) -> EndpointOut:
         return _view(self._row(endpoint_id))
 
-    def disable(self, endpoint_id: int) -> EndpointView:
+    def disable(self, endpoint_id: int) -> EndpointOut:
         with unit_of_work(self.sessions) as session:
             self._row(endpoint_id, session)
             if not disable(session, endpoint_id, "disabled by hand", datetime.now(UTC)):
                 raise WebhookError(f"endpoint {endpoint_id} is already disabled", "conflict")
         return self.get(endpoint_id)
 
-    async def enable(self, endpoint_id: int) -> EndpointView:
+    async def enable(self, endpoint_id: int) -> EndpointOut:
         row = self._row(endpoint_id)
         self._check(row.url)
         with unit_of_work(self.sessions) as session:
@@ -153,11 +126,16 @@ class WebhookAdmin:
         }
         started = time.monotonic()
         try:
-            response = httpx.post(row.url, content=body, headers=headers, timeout=self.settings.webhooks.timeout)
+            with self._http() as client:
+                response = client.post(row.url, content=body, headers=headers, timeout=self.settings.webhooks.timeout)
         except httpx.HTTPError as error:
             return None, int((time.monotonic() - started) * 1000), f"{type(error).__name__}: {error}"
         elapsed = int((time.monotonic() - started) * 1000)
         return response.status_code, elapsed, None if response.is_success else f"HTTP {response.status_code}"
+
+    def _http(self) -> httpx.Client:
+        limits = httpx.Limits(max_connections=1)
+        return httpx.Client(limits=limits) if self.settings.webhooks.allow_private else public_only_client(limits)
 
     def deliveries(
         self,
@@ -166,7 +144,7 @@ class WebhookAdmin:
         failed: bool = False,
         event_type: str | None = None,
         limit: int = 50,
-    ) -> list[DeliveryView]:
+    ) -> list[DeliveryOut]:
         """Newest first: each delivery's state and its last attempt (status code, latency)."""
         query = (
             select(
@@ -194,7 +172,7 @@ class WebhookAdmin:
                 ).all()
             )
         return [
-            DeliveryView(
+            DeliveryOut(
                 id=row[0], endpoint_id=row[1], event_id=event_id(row[2]), event_type=row[3], status=row[4],
                 attempts=row[5], last_status_code=row[6], last_error=row[7],
                 next_attempt_at=row[8] if row[4] == "pending" else None, delivered_at=row[9],
@@ -221,14 +199,10 @@ class WebhookAdmin:
 
     async def ensure_running(self) -> int:
         """A delivery workflow for every enabled endpoint (after a restore, say); how many."""
-        enabled = [row.id for row in self.list_rows() if row.status == ENABLED]
+        enabled = [row.id for row in self.all() if row.status == ENABLED]
         for endpoint_id in enabled:
             await self._start(endpoint_id)
         return len(enabled)
-
-    def list_rows(self) -> list[EndpointRow]:
-        with self.sessions() as session:
-            return endpoints(session)
 
     async def wake(self, endpoint_id: int) -> None:
         """Tell the endpoint's delivery workflow to look now (best effort: it looks anyway
@@ -259,7 +233,7 @@ class WebhookAdmin:
             static_summary=f"Webhook deliveries to endpoint {endpoint_id}",
         )
 
-    def _row(self, endpoint_id: int, session: Any = None) -> EndpointRow:
+    def _row(self, endpoint_id: int, session: Session | None = None) -> EndpointRow:
         if session is not None:
             found = endpoint(session, endpoint_id)
         else:
@@ -290,8 +264,8 @@ def _event_number(reference: str) -> int:
     return int(digits)
 
 
-def _view(row: EndpointRow) -> EndpointView:
-    return EndpointView(
+def _view(row: EndpointRow) -> EndpointOut:
+    return EndpointOut(
         id=row.id,
         url=row.url,
         description=row.description,

@@ -122,12 +122,14 @@ def _responses(session: Any, built: Built) -> None:
         (2, built.executions[(1, 2)], "email", "bounce_hard", at(D2, 9, 30)),
         (5, None, "sms", "opt_out", at(D2, 12)),  # latest send before it: step 1
     ]
+    intents = {0: "interested", 1: "meeting_request"}  # what the two email replies meant
     for number, (index, execution, channel, classification, received) in enumerate(inbound):
         session.add(
             InboundMessage(
                 channel=channel,
                 provider_message_id=f"m{number}",
                 classification=classification,
+                intent=intents.get(number),
                 contact_id=c[index],
                 execution_id=execution,
                 received_at=received,

@@ -157,15 +157,26 @@ def _venv_binary(name: str) -> str:
 
 
 @pytest.fixture
-def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path) -> Outbound:
-    """An isolated deployment (own task queues, database and outbox) on the test server."""
-    from tests.support import Outbound
-
-    return Outbound(workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url)
+def send_batch_size() -> int:
+    """Messages per send activity in the deployments below. A module whose behaviour must
+    hold either way overrides it with `params=[1, 20]` (the guarantees)."""
+    return 1
 
 
 @pytest.fixture
-async def outbound_on_dev_server(temporal_server: TemporalServer, db: Database, tmp_path: Path) -> Outbound:
+def outbound(workflow_env: WorkflowEnvironment, db: Database, tmp_path: Path, send_batch_size: int) -> Outbound:
+    """An isolated deployment (own task queues, database and outbox) on the test server."""
+    from tests.support import Outbound
+
+    return Outbound(
+        workflow_env.client, db.sessions, tmp_path / "outbox", database_url=db.url, send_batch_size=send_batch_size
+    )
+
+
+@pytest.fixture
+async def outbound_on_dev_server(
+    temporal_server: TemporalServer, db: Database, tmp_path: Path, send_batch_size: int
+) -> Outbound:
     """Like `outbound`, on the real dev server (real time): for behaviour the time-skipping
     test server does not reproduce (activities a closed run leaves behind)."""
     from temporalio.client import Client
@@ -173,7 +184,14 @@ async def outbound_on_dev_server(temporal_server: TemporalServer, db: Database, 
     from tests.support import Outbound
 
     client = await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
-    return Outbound(client, db.sessions, tmp_path / "outbox", database_url=db.url, real_server=True)
+    return Outbound(
+        client,
+        db.sessions,
+        tmp_path / "outbox",
+        database_url=db.url,
+        real_server=True,
+        send_batch_size=send_batch_size,
+    )
 
 
 @pytest.fixture(scope="session")

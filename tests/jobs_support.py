@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +123,32 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll `check` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def jobs_closed(outbound: Outbound, timeout: float = 30) -> None:
+    """Until every job workflow of the deployment has closed. One still running when its
+    worker stops leaves its next task on a queue nobody polls, and the shared time-skipping
+    server stops skipping time for every later test."""
+    from sqlalchemy import select
+
+    from db.models import Job
+    from runtime.names import job_workflow_id
+
+    with outbound.sessions() as session:
+        jobs = list(session.execute(select(Job.queue, Job.job_key)))
+    for queue, key in jobs:
+        handle = outbound.client.get_workflow_handle(job_workflow_id(queue, key, outbound.prefix))
+        with contextlib.suppress(Exception):  # a failed or cancelled job is closed too
+            await asyncio.wait_for(handle.result(), timeout=timeout)
 
 
 @asynccontextmanager

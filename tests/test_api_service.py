@@ -285,6 +285,7 @@ def test_any_other_text_stops_the_contact_as_replied(client: TestClient, world: 
     assert world.suppressions() == []
     (message,) = world.inbound()
     assert (message.classification, message.text_body, message.channel) == ("reply", "Interested, tell me more", "sms")
+    assert (message.intent, message.intent_source) == ("interested", "rules"), "an SMS reply's meaning, by the rules"
 
 
 def test_help_changes_nothing_but_is_stored(client: TestClient, world: World) -> None:

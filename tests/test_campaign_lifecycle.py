@@ -16,11 +16,22 @@ from runtime.names import step_workflow_id
 from schemas.enums import CampaignStatus
 from schemas.signals import CANCEL, CONTACT_REPLIED, CancelSignal, ContactRepliedSignal
 from schemas.workflow_io import Tuning
-from tests.support import EMAIL_STEP, SMS_STEP, THREE_STEPS, Outbound, campaign_spec, people, save_history, seed
+from tests.support import (
+    EITHER_BATCH_SIZE,
+    EMAIL_STEP,
+    SMS_STEP,
+    THREE_STEPS,
+    Outbound,
+    campaign_spec,
+    people,
+    save_history,
+    seed,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
 
+@EITHER_BATCH_SIZE
 async def test_cancel_after_the_first_step_cancels_everything_pending(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
@@ -61,6 +72,7 @@ async def test_temporal_workflow_cancel_takes_the_same_path_as_the_signal(
     assert outbound.counts(campaign) == {(1, "SENT"): 3, (2, "CANCELLED"): 3, (3, "CANCELLED"): 3}
 
 
+@EITHER_BATCH_SIZE
 async def test_a_contact_who_replies_after_step_one_gets_nothing_more(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:
@@ -81,6 +93,7 @@ async def test_a_contact_who_replies_after_step_one_gets_nothing_more(
     assert (counts[(3, "SENT")], counts[(3, "SKIPPED")]) == (3, 1)
 
 
+@EITHER_BATCH_SIZE
 async def test_step_histories_stay_bounded_by_continue_as_new(outbound: Outbound) -> None:
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP, SMS_STEP]), {"A": people("a", 60)})
     tuning = Tuning(history_threshold=60, send_window=5)

@@ -13,7 +13,16 @@ from schemas.activity_io import FetchDueResult
 from schemas.enums import CampaignStatus, SkipReason
 from schemas.signals import PAUSE, RESUME, PauseSignal, ResumeSignal
 from schemas.workflow_io import Tuning
-from tests.support import EMAIL_STEP, THREE_STEPS, Outbound, campaign_spec, people, save_history, seed
+from tests.support import (
+    EITHER_BATCH_SIZE,
+    EMAIL_STEP,
+    THREE_STEPS,
+    Outbound,
+    campaign_spec,
+    people,
+    save_history,
+    seed,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -23,6 +32,7 @@ def acceptance_groups() -> dict[str, list]:
     return {"A": people("a", 30), "B": people("a", 5, start=25) + people("b", 25)}
 
 
+@EITHER_BATCH_SIZE
 async def test_a_three_step_campaign_sends_one_message_per_contact_and_step(outbound: Outbound) -> None:
     spec = campaign_spec(THREE_STEPS, lead_groups=["A", "B"])
     campaign = seed(
@@ -54,6 +64,7 @@ async def test_steps_start_at_launch_plus_day_plus_cumulative_wait(outbound: Out
     assert starts == [timedelta(0), timedelta(days=1), timedelta(days=3)]
 
 
+@EITHER_BATCH_SIZE
 async def test_pausing_for_a_day_between_steps_moves_the_later_steps_by_a_day(
     outbound: Outbound, workflow_env: WorkflowEnvironment
 ) -> None:

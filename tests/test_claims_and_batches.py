@@ -63,10 +63,10 @@ def test_a_fetch_never_hands_out_a_row_that_closed_after_it_was_read(
     plan(db, email)
     read = planning._due_rows
 
-    def read_then_cancel(session: Session, *args: object) -> list[tuple[datetime, int, int]]:
-        found = read(session, *args)  # type: ignore[arg-type]
-        session.execute(update(StepExecution).where(StepExecution.id == found[0][1]).values(status="CANCELLED"))
-        return found
+    def read_then_cancel(session: Session, *args: object) -> tuple[list[planning.DueRow], list[planning.DueRow]]:
+        waiting, retrying = read(session, *args)  # type: ignore[arg-type]
+        session.execute(update(StepExecution).where(StepExecution.id == waiting[0].id).values(status="CANCELLED"))
+        return waiting, retrying
 
     monkeypatch.setattr(planning, "_due_rows", read_then_cancel)
     handed = fetch(db, email, "run-a:1")

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from typer.testing import CliRunner, Result
 from db.contacts_repo import find_contact_by_email
 from db.engine import make_engine, make_session_factory
 from db.models import Contact, Sender, Suppression
+from db.verification import record_verdict
 from starter.cli_contacts import contacts_app, senders_app, suppress_app
 from starter.context import UserError
 
@@ -135,6 +137,27 @@ def test_contacts_are_listed_per_group(cli: Cli, tmp_path: Path) -> None:
     assert "Contacts: 1 of 3" in cli("contacts", "list", "--limit", "1").stdout
     unknown = cli("contacts", "list", "--group", "Nope")
     assert str(unknown.exception) == "there is no lead group named 'Nope'"
+
+
+def test_the_list_shows_each_verdict_with_its_reasons_and_when_it_was_reached(
+    cli: Cli, tmp_path: Path, sqlite_url: str
+) -> None:
+    cli("contacts", "import", str(csv_file(tmp_path, PEOPLE)), "--group", "Group A")
+    engine = make_engine(sqlite_url)
+    with make_session_factory(engine)() as session:
+        ann = find_contact_by_email(session, "ann@example.com")
+        assert ann is not None
+        record_verdict(
+            session, ann.id, "ann@example.com", "risky", ["role_address"], datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+        )
+        session.commit()
+    engine.dispose()
+
+    listed = cli("contacts", "list").stdout
+
+    assert "Checked (UTC)" in listed
+    assert re.search(r"ann@example\.com.*│ risky \(role_address\)\s+│ 2026-11-23 09:30\s+│", listed)
+    assert re.search(r"cy@example\.org.*│\s+│\s+│\s+│$", listed, re.MULTILINE), "never verified: no status, no time"
 
 
 def test_marking_a_reply_stops_the_contact(cli: Cli, tmp_path: Path, sqlite_url: str) -> None:

@@ -58,9 +58,10 @@ def test_the_report_prints_the_funnel_and_writes_html_with_charts(
     assert result.exit_code == 0, result.output
     lines = [re.sub(r"\s+", " ", line) for line in result.output.splitlines()]
     assert any("7 enrolled" in line for line in lines)
-    assert "│ 1 │ email │ 7 │ 5 │ 1 (suppressed 1) │ 1 │ 0 │ 2 │ 1 │ 1 │ 40.0% │" in lines
+    assert any("rate ┃ interested ┃ meeting request ┃" in line for line in lines), "a column per intent seen"
+    assert "│ 1 │ email │ 7 │ 5 │ 1 (suppressed 1) │ 1 │ 0 │ 2 │ 1 │ 1 │ 40.0% │ 1 │ 1 │" in lines
     assert any(
-        "│ 2 │ sms │ 4 │ 1 │ 3 (bounced 1, replied 1, unsubscribed 1) │ 0 │ 1 │ 1 │ 0 │ 0 │ 100.0% │" in line
+        "│ 2 │ sms │ 4 │ 1 │ 3 (bounced 1, replied 1, unsubscribed 1) │ 0 │ 1 │ 1 │ 0 │ 0 │ 100.0% │ 0 │ 0 │" in line
         for line in lines
     )
     assert f"HTML report: {target}" in result.output.replace("\n", "")
@@ -92,6 +93,7 @@ def test_json_output_and_the_default_path(
     first, second = data["steps"]
     assert (first["sent"], first["replied"], first["reply_rate"]) == (5, 2, 0.4)
     assert second["skipped_by_reason"] == {"bounced": 1, "replied": 1, "unsubscribed": 1}
+    assert first["replies_by_intent"] == {"interested": 1, "meeting_request": 1}
     assert {"day": "2026-11-03", "channel": "sms", "sent": 1} in data["sends_per_day"]
 
 

@@ -24,7 +24,7 @@ from runtime.secrets import SecretKeyMissing
 from runtime.settings import Settings
 from schemas.enums import CampaignStatus
 from tests.conftest import Database
-from tests.support import EMAIL_STEP, POSTAL_ADDRESS, SMS_STEP, Outbound, campaign_spec, people, seed
+from tests.support import EITHER_BATCH_SIZE, EMAIL_STEP, POSTAL_ADDRESS, SMS_STEP, Outbound, campaign_spec, people, seed
 from workers.worker import require_key_for_email
 
 URL = "https://hooks.outbound.example/unsubscribe/abc.def"
@@ -116,6 +116,7 @@ def test_an_sms_only_campaign_needs_no_postal_address(db: Database) -> None:
 # --- what goes out ---------------------------------------------------------------------------
 
 
+@EITHER_BATCH_SIZE
 async def test_every_email_sent_carries_the_unsubscribe_header_link_and_postal_address(outbound: Outbound) -> None:
     own_link = {**EMAIL_STEP, "body": "Hello {{ first_name }}. Opt out: {{ unsubscribe_url }}", "wait": "1d"}
     campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP, own_link]), {"A": people("a", 2)})

@@ -17,7 +17,7 @@ from db.engine import unit_of_work
 from db.inbound import IngestResult, ingest_email
 from db.models import Contact, Event, InboundMessage, Sender, Step, StepExecution, Suppression
 from domain.contacts_csv import ContactRecord
-from domain.inbound_classify import InboundKind
+from domain.inbound_classify import InboundKind, classify_email
 from schemas.enums import ExecutionStatus
 from tests.conftest import Database
 from tests.support import EMAIL_SENDER, EMAIL_STEP, campaign_spec, seed
@@ -132,7 +132,10 @@ def world(db: Database) -> World:
     return World(db, mailbox_id, {email: contacts[email] for email in CONTACTS}, sent)
 
 
-def plain_mail(sender: str, body: str, *, in_reply_to: str | None = None, subject: str = "Re: hello") -> bytes:
+def plain_mail(
+    sender: str, body: str, *, in_reply_to: str | None = None, subject: str = "Re: hello", auto: bool = False
+) -> bytes:
+    """A written sample; `auto`: sent by an autoresponder (RFC 3834 `Auto-Submitted`)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = EMAIL_SENDER
@@ -141,8 +144,15 @@ def plain_mail(sender: str, body: str, *, in_reply_to: str | None = None, subjec
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
         message["References"] = in_reply_to
+    if auto:
+        message["Auto-Submitted"] = "auto-replied"
     message.set_content(body)
     return bytes(message)
+
+
+def events(world: World) -> list[str]:
+    with world.db.sessions() as session:
+        return list(session.scalars(select(Event.type).order_by(Event.id)))
 
 
 OPEN = (ExecutionStatus.SCHEDULED.value, None)
@@ -269,6 +279,47 @@ def test_an_auto_reply_changes_nothing(world: World) -> None:
     assert world.contact("priya.patel@example.com").stopped_reason is None
     assert world.suppressions() == {}
     assert [m.classification for m in world.stored()] == ["auto_reply"]
+    (message,) = world.stored()
+    assert message.intent == "out_of_office", "though the notice mentions unsubscribing"
+    assert message.intent_details == {"return_date": "2026-11-30"}, "'until Monday, November 30', received in 2026"
+    assert events(world) == [], "no contact.replied: an automatic reply is no answer"
+
+
+def test_an_out_of_office_reply_is_stored_with_its_return_date_and_the_sequence_goes_on(world: World) -> None:
+    before = world.statuses("jordan.lee@example.com")
+    raw = plain_mail(
+        "Jordan Lee <jordan.lee@example.com>",
+        "Thanks for your note. I am away on parental leave and back on 14 January.\n\nJordan",
+        in_reply_to=world.key("jordan.lee@example.com"),
+        subject="Out of office: hello",
+        auto=True,
+    )
+
+    result = world.ingest(raw, message_id="gmail-o1")
+
+    assert (result.kind, result.stopped) == (InboundKind.AUTO_REPLY, False)
+    (message,) = world.stored()
+    assert (message.intent, message.intent_source) == ("out_of_office", "rules")
+    assert message.intent_details == {"return_date": "2027-01-14"}, "received in November 2026: next January"
+    assert world.statuses("jordan.lee@example.com") == before
+    assert world.contact("jordan.lee@example.com").stopped_reason is None
+    assert events(world) == []
+
+
+def test_an_opt_out_is_stored_as_an_unsubscribe_request(world: World) -> None:
+    raw = plain_mail(
+        "Alex Kim <alex.kim@example.org>",
+        "Please take me off your list.\n\nAlex",
+        in_reply_to=world.key("alex.kim@example.org"),
+    )
+
+    result = world.ingest(raw, message_id="gmail-u2")
+
+    assert (result.kind, result.stopped) == (InboundKind.UNSUBSCRIBE, True)
+    (message,) = world.stored()
+    assert (message.intent, message.intent_details, message.intent_source) == ("unsubscribe_request", None, "rules")
+    assert world.contact("alex.kim@example.org").stopped_reason == "unsubscribed"
+    assert events(world) == ["contact.unsubscribed"], "an opt-out, not a reply"
 
 
 def test_mail_from_the_mailbox_itself_is_ignored(world: World) -> None:
@@ -342,3 +393,79 @@ def test_two_syncs_racing_on_one_message_act_once(world: World) -> None:
     assert [r.stored for r in results] == [False]
     assert world.contact("full.inbox@example.com").soft_bounces == 1
     assert len(world.stored()) == 1
+
+
+def test_a_replys_intent_is_stored_with_the_message_and_told_to_the_app(world: World) -> None:
+    from domain.reply_intent import IntentVerdict, ReplyIntent
+
+    raw = world.sample("human_reply_with_quote.eml", answering="jordan.lee@example.com")
+    verdict = IntentVerdict.model_validate(
+        {"intent": "referral", "referral": {"name": "Maria Lopez", "email": "maria@example.com"}, "source": "m-1"}
+    )
+    with unit_of_work(world.db.sessions) as session:
+        ingest_email(
+            session, mailbox_sender_id=world.mailbox_id, provider_message_id="gmail-i1",
+            thread_id=world.thread("jordan.lee@example.com"), received_at=NOW, raw=raw, now=NOW,
+            soft_bounce_threshold=3, intent=verdict,
+        )  # fmt: skip
+    (message,) = world.stored()
+    assert (message.intent, message.intent_source) == (ReplyIntent.REFERRAL.value, "m-1")
+    assert message.intent_details == {"referral": {"name": "Maria Lopez", "email": "maria@example.com"}}
+    with world.db.sessions() as session:
+        event = session.scalars(select(Event).where(Event.type == "contact.replied")).one()
+    assert event.data["intent"] == "referral"
+    assert event.data["referral"] == {"name": "Maria Lopez", "email": "maria@example.com"}
+
+
+def test_the_sync_judges_a_new_reply_with_the_model_and_nothing_else(world: World) -> None:
+    from pydantic import SecretStr
+
+    from activities.inbound import InboundActivities
+    from runtime.ai import ReplyClassifier
+    from runtime.settings import AiSettings
+    from tests.openai_fake import KEY, MODEL, fake_model
+
+    reply = world.sample("human_reply_with_quote.eml", answering="jordan.lee@example.com")
+    bounce = (SAMPLES / "gmail_hard_bounce_5_1_1.eml").read_bytes()
+    with fake_model() as model:
+        model.script[""] = {"intent": "meeting_request"}
+        settings = AiSettings(base_url=model.base_url, model=MODEL, api_key=SecretStr(KEY), retries=0)
+        sync = InboundActivities(world.db.sessions, None, 3, ReplyClassifier(settings))  # type: ignore[arg-type]
+        verdict = sync._intent("gmail-new", classify_email(reply))
+        assert verdict is not None
+        assert (verdict.intent.value, verdict.source) == ("meeting_request", MODEL)
+        assert sync._intent("gmail-bounce", classify_email(bounce)) is None, "only replies are judged"
+        world.ingest(reply, message_id="gmail-new", thread_id=world.thread("jordan.lee@example.com"))
+        assert sync._intent("gmail-new", classify_email(reply)) is None, "a message already stored is not judged again"
+    assert len(model.requests) == 1
+
+
+def test_the_sync_asks_the_model_for_an_automatic_replys_return_date_but_not_about_an_opt_out(world: World) -> None:
+    from datetime import date
+
+    from pydantic import SecretStr
+
+    from activities.inbound import InboundActivities
+    from runtime.ai import ReplyClassifier
+    from runtime.settings import AiSettings
+    from tests.openai_fake import KEY, MODEL, fake_model
+
+    notice = world.sample("german_abwesenheitsnotiz.eml")  # "bis einschließlich 4. Dezember": no rule reads it
+    opt_out = world.sample("unsubscribe_reply.eml", answering="alex.kim@example.org")
+    with fake_model() as model:
+        model.script["Dezember"] = {"intent": "out_of_office", "return_date": "2026-12-04"}
+        settings = AiSettings(base_url=model.base_url, model=MODEL, api_key=SecretStr(KEY), retries=0)
+        sync = InboundActivities(world.db.sessions, None, 3, ReplyClassifier(settings))  # type: ignore[arg-type]
+        verdict = sync._intent("gmail-ooo", classify_email(notice), date(2026, 11, 23))
+        assert sync._intent("gmail-optout", classify_email(opt_out), date(2026, 11, 23)) is None, "its kind says it"
+    assert verdict is not None
+    assert "arrived on 2026-11-23" in model.requests[0]["messages"][0]["content"], "a yearless date can be completed"
+    assert len(model.requests) == 1
+    with unit_of_work(world.db.sessions) as session:
+        ingest_email(
+            session, mailbox_sender_id=world.mailbox_id, provider_message_id="gmail-ooo", thread_id=None,
+            received_at=NOW, raw=notice, now=NOW, soft_bounce_threshold=3, intent=verdict,
+        )  # fmt: skip
+    (message,) = world.stored()
+    assert (message.classification, message.intent, message.intent_source) == ("auto_reply", "out_of_office", MODEL)
+    assert message.intent_details == {"return_date": "2026-12-04"}

@@ -1,5 +1,6 @@
 """`outbound demo --jobs` runs the job platform end to end on the embedded defaults: a dev
-server, the example feature service, a worker, jobs that complete, retry and fail."""
+server, the example feature service, a worker, jobs that complete, retry and fail; then
+addresses verified against a local DNS server and replies read for their intent."""
 
 from __future__ import annotations
 
@@ -22,5 +23,17 @@ def test_the_jobs_demo_completes_retries_and_dead_letters_as_it_says(tmp_path: P
     assert demo.returncode == 0, describe(demo)
     output = " ".join(demo.stdout.split())
     assert "Jobs finished: 3 completed, 1 failed (a dead letter)" in output, describe(demo)
+    for address, verdict in [
+        ("jane@acme.example", "deliverable"),
+        ("sales@acme.example", "risky │ role_address"),
+        ("temp@mailinator.com", "risky │ disposable"),
+        ("joe@nomail.example", "undeliverable │ null_mx"),
+        ("ann@gone.example", "undeliverable │ no_domain"),
+    ]:
+        assert f"{address} │ {verdict}" in output, describe(demo)
+    for intent in ("interested", "out_of_office", "referral"):
+        assert f"│ {intent} │" in output, describe(demo)
+    assert "'return_date': '2027-01-05'" in output
+    assert "Replies were read by the rules" in output
     assert "Created a local secret key" in demo.stderr, "the embedded default made its key"
     assert (tmp_path / ".outbound" / "secret.key").exists()

@@ -22,7 +22,7 @@ from runtime.settings import MailboxPauseSettings
 from schemas.enums import Channel
 from schemas.workflow_io import Tuning
 from tests.conftest import Database
-from tests.support import EMAIL_STEP, CountingProvider, Outbound, campaign_spec, people, seed
+from tests.support import EITHER_BATCH_SIZE, EMAIL_STEP, CountingProvider, Outbound, campaign_spec, people, seed
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 POLICY = MailboxPauseSettings(after_failures=3, within_seconds=60, pause_seconds=600)
@@ -80,6 +80,7 @@ class RateLimitedMailbox(CountingProvider):
 
 
 @pytest.mark.timeout(180)
+@EITHER_BATCH_SIZE
 async def test_a_rate_limited_mailbox_pauses_and_its_sends_go_out_once_when_the_pause_ends(
     outbound: Outbound,
 ) -> None:

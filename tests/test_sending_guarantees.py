@@ -23,6 +23,14 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(params=[1, 20], ids=["one-per-activity", "batches-of-20"])
+def send_batch_size(request: pytest.FixtureRequest) -> int:
+    """Every guarantee holds whether a message has its own activity or shares a batch."""
+    return int(request.param)
+
+
 QUICK_RETRIES = Tuning(retry_maximum_attempts=3, retry_initial_seconds=1, retry_max_interval_seconds=2)
 
 

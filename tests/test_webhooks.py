@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from db.models import WebhookAttempt
 from runtime.settings import WebhookSettings
 from starter.webhook_admin import WebhookAdmin, WebhookError
-from tests.jobs_support import Receiver, delivering, webhook_receiver
+from tests.jobs_support import Receiver, delivering, until, webhook_receiver
 from tests.support import EMAIL_STEP, Outbound, campaign_spec, people, seed
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,14 +34,6 @@ async def receiver(outbound: Outbound, tmp_path: Path) -> AsyncIterator[Receiver
 
 def admin(outbound: Outbound) -> WebhookAdmin:
     return WebhookAdmin(outbound.client, outbound.sessions, outbound.settings)
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def attempts(outbound: Outbound) -> list[tuple[int | None, object]]:

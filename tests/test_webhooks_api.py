@@ -14,8 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.api_keys import create_key
 from db.engine import unit_of_work
+from db.events import record_event
 from runtime.settings import WebhookSettings
-from tests.jobs_support import Receiver, delivering, webhook_receiver
+from schemas.events import CampaignData, EventType
+from tests.jobs_support import Receiver, delivering, until, webhook_receiver
 from tests.support import Outbound
 from workers.api import ApiDependencies, create_app
 
@@ -86,3 +88,29 @@ async def test_bad_requests_get_clear_answers(api: tuple[httpx.AsyncClient, Rece
     assert missing.status_code == 404
     anonymous = await client.get("/v1/webhooks", headers={"Authorization": ""})
     assert anonymous.status_code == 401
+
+
+async def test_an_app_sees_a_delivery_and_replays_its_event_under_the_same_id(
+    outbound: Outbound, api: tuple[httpx.AsyncClient, Receiver]
+) -> None:
+    client, receiver = api
+    added = (await client.post("/v1/webhooks", json={"url": receiver.url, "events": ["campaign.paused"]})).json()
+    receiver.trust(added["secret"])
+    now = datetime.now(UTC)
+    with unit_of_work(outbound.sessions) as session:
+        record_event(
+            session, EventType.CAMPAIGN_PAUSED, CampaignData(campaign_id=7, name="q4", status="PAUSED", at=now), now
+        )
+    await until(lambda: len(receiver.received) == 1, "the event's first delivery")
+
+    [shown] = (await client.get("/v1/webhooks/deliveries", params={"endpoint": added["endpoint"]["id"]})).json()
+    event_id = receiver.received[0][0]
+    assert (shown["event_id"], shown["event_type"]) == (event_id, "campaign.paused")
+    assert (shown["status"], shown["attempts"], shown["last_status_code"]) == ("delivered", 1, 204)
+    assert (await client.get("/v1/webhooks/deliveries", params={"failed": True})).json() == []
+
+    replayed = await client.post("/v1/webhooks/replay", json={"event_id": event_id})
+    assert (replayed.status_code, replayed.json()) == (202, {"queued": 1})
+    await until(lambda: len(receiver.received) == 2, "the replay")
+    assert [message_id for message_id, _ in receiver.received] == [event_id, event_id], "a replay keeps its id"
+    assert receiver.app.state.rejected == 0

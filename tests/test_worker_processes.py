@@ -4,7 +4,6 @@ sharing one campaign, against a Temporal dev server and PostgreSQL.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -12,15 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from sqlalchemy import create_engine, text
 
-from tests.e2e_support import OUTBOUND, Deployment, TemporalServer, clean_environment, eventually
-from tests.support import POSTAL_ADDRESS
+from tests.e2e_support import (
+    OUTBOUND,
+    Deployment,
+    TemporalServer,
+    WorkerProcess,
+    clean_environment,
+    eventually,
+    one_email_campaign,
+    statuses,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
-SENDER = "sales@outbound.example"
-EXIT_TIMEOUT = 40.0
 
 
 @pytest.fixture
@@ -30,78 +33,9 @@ def deployment(temporal_server: TemporalServer, database_url: str, tmp_path: Pat
     deployment.stop_worker()
 
 
-class WorkerProcess:
-    """One `outbound worker` with its own log file and extra settings."""
-
-    def __init__(self, deployment: Deployment, name: str, **settings: str) -> None:
-        self.log = deployment.home / f"{name}.log"
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(OUTBOUND), "worker"],
-                env=deployment.env | settings,
-                cwd=deployment.home,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_polling(self) -> None:
-        eventually(lambda: "worker polling" in self.log.read_text(errors="replace"), what=f"{self.log.name} to poll")
-
-    def stop(self, signum: signal.Signals = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        try:
-            return self.process.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"the worker ignored {signum.name}:\n{self.log.read_text()[-3000:]}") from None
-
-    def sent_execution_ids(self) -> list[int]:
-        """Execution ids this process logged as sent (OUTBOUND_LOG_FORMAT=json)."""
-        ids = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("outcome") == "sent":
-                    ids.append(int(record["execution_id"]))
-        return ids
-
-
-def prepare(deployment: Deployment, contacts: int) -> int:
-    """`contacts` leads, one email sender, a one-email campaign that sends at once; its id."""
-    leads = deployment.home / "leads.csv"
-    rows = [f"lead{index}@example.com,Lead{index}" for index in range(contacts)]
-    leads.write_text("email,first_name\n" + "\n".join(rows) + "\n")
-    deployment.ok("contacts", "import", str(leads), "--group", "Leads")
-    deployment.ok("senders", "add", "--channel", "email", "--address", SENDER, "--daily-limit", "1000")
-    spec = {
-        "name": "Worker test",
-        "timezone": "UTC",
-        "lead_groups": ["Leads"],
-        "senders": {"email": [SENDER]},
-        "window": "always",
-        "send_gap": "0s",
-        "postal_address": POSTAL_ADDRESS,
-        "steps": [{"channel": "email", "subject": "Hi {{ first_name }}", "body": "Hello {{ first_name }}"}],
-    }
-    path = deployment.home / "campaign.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return deployment.create_campaign(path)
-
-
-def statuses(database_url: str) -> dict[str, int]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT status, count(*) FROM step_executions GROUP BY status")).all()
-            return {str(status): int(count) for status, count in rows}
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.timeout(150)
 def test_sigint_lets_the_send_in_flight_finish_then_exits_0(deployment: Deployment) -> None:
-    campaign = prepare(deployment, 1)
+    campaign = one_email_campaign(deployment, 1)
     delay = 4.0
     worker = WorkerProcess(deployment, "worker", OUTBOUND_OUTBOX_FAULTS__SEND_DELAY_SECONDS=str(delay))
     worker.wait_polling()
@@ -124,7 +58,7 @@ def test_sigint_lets_the_send_in_flight_finish_then_exits_0(deployment: Deployme
 @pytest.mark.timeout(200)
 def test_two_worker_processes_share_a_campaign_and_send_each_message_once(deployment: Deployment) -> None:
     contacts = 36
-    campaign = prepare(deployment, contacts)
+    campaign = one_email_campaign(deployment, contacts)
     # Two activity slots per process and a little provider latency, so neither process can
     # drain the queue alone and the work is really shared.
     settings = {

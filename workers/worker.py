@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.analytics import AnalyticsActivities
 from activities.campaign import CampaignActivities
+from activities.contact_jobs import ContactJobActivities
 from activities.dead_letters import DeadLetterActivities
 from activities.inbound import InboundActivities
 from activities.jobs import JobActivities
@@ -37,6 +38,7 @@ from providers.gmail_mailbox import GmailMailbox
 from providers.outbox import OutboxProvider
 from providers.stored_credentials import KeylessCredentials, StoredGmailCredentials
 from providers.twilio_provider import TwilioSmsProvider, TwilioVoicemailProvider, make_twilio_client
+from runtime.ai import ReplyClassifier
 from runtime.job_queues import configured_jobs, job_handlers
 from runtime.metrics import OutboundMetrics, client_meter
 from runtime.names import (
@@ -205,6 +207,7 @@ def build_workers(
                 *maintenance_activities(client, settings, sessions),
                 *dead_letter_and_retention_activities(settings, sessions),
                 AnalyticsActivities(sessions).aggregate_analytics,
+                *_verification_activities(sessions, jobs),
             ]
             workers.append(
                 Worker(
@@ -222,6 +225,7 @@ def build_workers(
                 sessions,
                 GmailMailbox(gmail_credentials(settings, sessions), settings.gmail),
                 settings.soft_bounce_threshold,
+                ReplyClassifier(settings.ai),
             )
             workers.append(
                 Worker(
@@ -251,7 +255,11 @@ def build_workers(
                 Worker(
                     client,
                     task_queue=queue,
-                    activities=[send_activities.send_message, send_activities.settle_cancelled],
+                    activities=[
+                        send_activities.send_message,
+                        send_activities.send_batch,
+                        send_activities.settle_cancelled,
+                    ],
                     activity_executor=executor,
                     **limits,
                     **worker_options,
@@ -260,7 +268,7 @@ def build_workers(
     executors = [control_executor, executor]
     if serving_jobs:
         assert jobs is not None
-        handlers = job_handler_map if job_handler_map is not None else job_handlers(settings, jobs)
+        handlers = job_handler_map if job_handler_map is not None else job_handlers(settings, jobs, sessions)
         job_activities = JobActivities(sessions, handlers, jobs, metrics)
         jobs_executor = ThreadPoolExecutor(max_workers=job_threads(serving_jobs), thread_name_prefix="jobs")
         executors.append(jobs_executor)
@@ -294,3 +302,9 @@ def build_workers(
 def job_threads(queues: Sequence[QueueSpec]) -> int:
     """Threads (and database connections) for the job queues one process serves."""
     return min(sum(queue.slots for queue in queues), 256) + 2
+
+
+def _verification_activities(sessions: SessionFactory, jobs: JobsFile) -> list[Callable[..., Any]]:
+    """A campaign's `verification:` (its bulk job goes to the queue running verify-email)."""
+    contact_jobs = ContactJobActivities(sessions, jobs)
+    return [contact_jobs.plan_verification, contact_jobs.apply_verification, contact_jobs.plan_writing]

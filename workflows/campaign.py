@@ -13,22 +13,42 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    Priority,
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaign import CampaignActivities
+    from activities.contact_jobs import ContactJobActivities
     from runtime.names import (
+        BULK_JOB_WORKFLOW,
         CAMPAIGN_ID,
         CAMPAIGN_STATUS,
         CAMPAIGN_WORKFLOW,
         CHANNEL,
+        JOB_QUEUE,
+        JOB_STATUS,
         campaign_queue,
         channel_queue,
+        job_queue,
+        job_workflow_id,
         step_workflow_id,
     )
-    from schemas.activity_io import LifecycleInput, PrepareCampaignInput, SettleCampaignInput, StopContactInput
+    from schemas.activity_io import (
+        ApplyVerificationInput,
+        ContactsJobInput,
+        ContactsJobPlan,
+        LifecycleInput,
+        PrepareCampaignInput,
+        SettleCampaignInput,
+        StopContactInput,
+    )
     from schemas.enums import CampaignStatus
     from schemas.signals import (
         CANCEL,
@@ -130,6 +150,10 @@ class CampaignWorkflow:
                 # Cancelled while enrolling: enrollment was let finish (so the cancel can
                 # settle every pair it made) and the cancel now takes its usual path.
                 raise asyncio.CancelledError()
+        if self.state.verify_first and not self.state.verified and not self.cancelled:
+            await self._verify_contacts()
+        if self.state.write_first and not self.state.written and not self.cancelled:
+            await self._write_texts()
         for plan in self.state.steps:
             if plan.started:
                 continue
@@ -164,8 +188,82 @@ class CampaignWorkflow:
         )
         self.state.steps = result.steps
         self.state.enrolled = result.counts.enrolled
+        self.state.verify_first = result.verify_first
+        self.state.write_first = result.write_first
         self.state.prepared = True
         self._publish()
+
+    async def _verify_contacts(self) -> None:
+        """The campaign's `verification:`: contacts without a recent verdict are verified by
+        a bulk job on the verify-email queue, then those whose verdict fails the requirement
+        skip every step."""
+        self.waiting_for = "the verification of the contacts' addresses"
+        plan = await workflow.execute_activity_method(
+            ContactJobActivities.plan_verification,
+            self._contacts_job_input(),
+            start_to_close_timeout=timedelta(minutes=10),
+            summary="write the job that verifies the contacts' addresses",
+        )
+        if plan is not None:
+            await self._run_contacts_job(plan, f"Verify {plan.contacts:,} addresses")
+        if not self.cancelled:
+            await workflow.execute_activity_method(
+                ContactJobActivities.apply_verification,
+                ApplyVerificationInput(campaign_id=self.request.campaign_id),
+                start_to_close_timeout=timedelta(minutes=10),
+                summary="skip the contacts whose address fails the campaign's verification",
+            )
+        self.waiting_for = None
+        self.state.verified = True
+        self._publish()
+
+    async def _write_texts(self) -> None:
+        """The campaign's `ai:` texts: a model writes them for the enrolled contacts that lack
+        them, by a bulk job on the ai queue; a contact it could not write for gets the
+        default when its message is composed."""
+        self.waiting_for = "the texts a model writes for the contacts"
+        plan = await workflow.execute_activity_method(
+            ContactJobActivities.plan_writing,
+            self._contacts_job_input(),
+            start_to_close_timeout=timedelta(minutes=10),
+            summary="write the job in which a model writes the contacts' ai texts",
+        )
+        if plan is not None:
+            await self._run_contacts_job(plan, f"Write the ai texts of {plan.contacts:,} contacts")
+        self.waiting_for = None
+        self.state.written = True
+        self._publish()
+
+    def _contacts_job_input(self) -> ContactsJobInput:
+        prefix = self.request.task_queue_prefix
+        return ContactsJobInput(campaign_id=self.request.campaign_id, now=workflow.now(), task_queue_prefix=prefix)
+
+    async def _run_contacts_job(self, plan: ContactsJobPlan, summary: str) -> None:
+        """A bulk job over the campaign's contacts, as a child on its own queue (visible and
+        counted like any job), waited for before the first step. A cancel stops the waiting;
+        the job, abandoned, still finishes its items."""
+        prefix = self.request.task_queue_prefix
+        try:
+            job = await workflow.start_child_workflow(
+                BULK_JOB_WORKFLOW,
+                plan.bulk,
+                id=job_workflow_id(plan.queue, plan.job_key, prefix),
+                task_queue=job_queue(plan.queue, prefix),
+                priority=Priority(priority_key=plan.priority),
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(JOB_QUEUE, plan.queue), SearchAttributePair(JOB_STATUS, "active")]
+                ),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"{summary} of campaign {self.request.campaign_id}",
+                static_details=f"Row {plan.bulk.job_id} of the jobs table; `outbound jobs show"
+                f" {plan.bulk.job_id}` counts its items. The campaign's first step waits for it.",
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.warning("the job %s ran before; what it did stands", plan.job_key)
+            return
+        await workflow.wait_condition(lambda: job.done() or self.cancelled)
+        if job.done() and job.exception() is not None:
+            workflow.logger.warning("the job %s failed: %s", plan.job_key, job.exception())
 
     async def _start_step(
         self, plan: StepPlan, reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -366,7 +464,8 @@ class CampaignWorkflow:
     @cancel_update.validator
     def _validate_cancel(self, request: CancelSignal) -> None:
         if self.state.lifecycle.state.finished:
-            raise ValueError(f"campaign {self.request.campaign_id} is {self.state.lifecycle.state.value}")
+            current = self.state.lifecycle.state.value
+            raise ValueError(f"campaign {self.request.campaign_id} is {current}; it cannot cancel")
 
     def _refuse_unless(self, state: CampaignStatus, verb: str) -> None:
         current = self.state.lifecycle.state

@@ -19,10 +19,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.stepping import StepActivities
     from runtime.names import campaign_workflow_id, channel_queue
     from schemas.activity_io import (
+        OPEN_COUNT_CAP,
         DeadLetterInput,
         FetchDueInput,
         FinishStepInput,
         PlanStepInput,
+        SendBatchInput,
         SendInput,
         SettleInput,
     )
@@ -52,6 +54,10 @@ class CampaignStepWorkflow:
         self.last_plan: datetime | None = None
         self.plan_cursor = request.plan_cursor
         self.last_full_plan = request.last_full_plan
+        self.plan_resume = request.plan_resume  # a pass in parts goes on above this contact
+        self.pass_previous_finished = request.pass_previous_finished
+        self.open_rows = OPEN_COUNT_CAP  # as the last fetch counted them (up to the cap)
+        self.plan_in_parts = False
         self.wakeups = Wakeups()
         self.drain_reserve = 0
         self.refill_at = 1  # free window slots that make a fetch worth its round trip
@@ -92,6 +98,14 @@ class CampaignStepWorkflow:
         # minutes for them: the rows are in the database, so a cancel settles them and the next
         # run takes them over (DESIGN R8, R19; docs/decisions/0001).
         self.let_go_at_once = workflow.patched("let-go-of-sends-waiting-out-retries")
+        # Sends that finish while a fetch is on its way free room too; counting from the
+        # fetch's answer lost them, and with the rest of the window waiting out retries the
+        # step sat idle until those retries came due (docs/decisions/0031).
+        self.count_from_fetch_start = workflow.patched("count-room-freed-during-a-fetch")
+        # A pass over every enrollment plans a part at a time, the next part once the rows
+        # planned run low: the first sends start after one part, and planning follows what
+        # is due rather than the campaign's size (docs/decisions/0036).
+        self.plan_in_parts = workflow.patched("plan-in-parts-as-rows-run-low")
         self._take_over(request.handover)
         while not self.cancelled:
             if self.paused:
@@ -100,7 +114,7 @@ class CampaignStepWorkflow:
                 continue
             if history_is_long(request.tuning, self.drain_reserve):
                 await self._continue_as_new()
-            if not self.previous_finished and self._replan_due():
+            if not self.previous_finished and self._plan_due():
                 await self._plan()
             next_due, open_rows = await self._fetch_and_send()
             if self.previous_finished and open_rows == 0 and not self.in_flight:
@@ -133,6 +147,9 @@ class CampaignStepWorkflow:
         if self.cancelled:
             self.let_go.update(handover)
             return
+        if self._batched:
+            self._start_batches(handover, {})
+            return
         for execution_id in handover:
             self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id, handed_over=True))
 
@@ -145,29 +162,57 @@ class CampaignStepWorkflow:
         elapsed = (workflow.now() - self.last_plan).total_seconds()
         return self.request.replan_seconds - elapsed
 
+    def _plan_due(self) -> bool:
+        """A pass in parts goes on once fewer rows are open than a fetch counts; a new pass
+        begins on the replan interval."""
+        if self.plan_resume is not None:
+            return self.open_rows < OPEN_COUNT_CAP
+        return self._replan_due()
+
     async def _plan(self) -> None:
         """Replans read only what the previous step changed since the last one (its cursor);
-        every `full_plan_interval_seconds` one reads every enrollment again."""
-        now = self.last_plan = workflow.now()
-        full = self.last_full_plan is None or (
-            (now - self.last_full_plan).total_seconds() >= self.request.tuning.full_plan_interval_seconds
-        )
-        since = None if full else self.plan_cursor
+        every `full_plan_interval_seconds` one reads every enrollment again, in parts."""
+        now = workflow.now()
+        going_on = self.plan_resume is not None
+        if going_on:
+            since = None
+        else:
+            self.last_plan = now
+            full = self.last_full_plan is None or (
+                (now - self.last_full_plan).total_seconds() >= self.request.tuning.full_plan_interval_seconds
+            )
+            since = None if full else self.plan_cursor
         result = await workflow.execute_activity_method(
             StepActivities.plan_step,
-            PlanStepInput(step_id=self.request.step_id, now=now, since=since),
+            PlanStepInput(
+                step_id=self.request.step_id,
+                now=now,
+                since=since,
+                resume_after=self.plan_resume,
+                budget=self.request.tuning.plan_part if self.plan_in_parts else None,
+            ),
             start_to_close_timeout=timedelta(minutes=10),
-            summary=f"plan step {self.request.position}" + (" (changes only)" if since else ""),
+            summary=f"plan step {self.request.position}"
+            + (" (changes only)" if since else f" (contacts after {self.plan_resume})" if going_on else ""),
         )
-        if since is None:
-            self.last_full_plan = now
-        self.plan_cursor = result.cursor
-        self.previous_finished = result.previous_finished
         self.counters.skipped += result.skipped
+        self.open_rows = result.open_rows
+        if not going_on:
+            if since is None:
+                self.last_full_plan = now
+            # What the pass's first part read holds for the whole pass: rows that changed
+            # while it went on are the next pass's (db.planning.previous_step_cursor).
+            self.plan_cursor = result.cursor
+            self.pass_previous_finished = result.previous_finished
+        self.plan_resume = result.resume_after
+        if self.plan_resume is None:
+            self.previous_finished = self.pass_previous_finished if self.plan_in_parts else result.previous_finished
 
     async def _fetch_and_send(self) -> tuple[float | None, int]:
         room = self.request.tuning.send_window - len(self.in_flight)
         self.fetches += 1
+        if self.count_from_fetch_start:
+            self.completed_since_fetch = 0
         result = await workflow.execute_activity_method(
             StepActivities.fetch_due,
             FetchDueInput(
@@ -180,21 +225,34 @@ class CampaignStepWorkflow:
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
-        self.completed_since_fetch = 0
-        contacts = dict(zip(result.execution_ids, result.contact_ids, strict=False))
-        for execution_id in result.execution_ids:
-            self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id, contacts.get(execution_id)))
+        if not self.count_from_fetch_start:
+            self.completed_since_fetch = 0
+        if self._batched:
+            self._start_batches(result.execution_ids, dict(zip(result.execution_ids, result.sender_ids, strict=False)))
+        else:
+            contacts = dict(zip(result.execution_ids, result.contact_ids, strict=False))
+            for execution_id in result.execution_ids:
+                self.in_flight[execution_id] = asyncio.create_task(self._send(execution_id, contacts.get(execution_id)))
         self._report("sending")
+        self.open_rows = result.open_rows
         next_due = seconds_until(result.next_due) if result.next_due else None
         return next_due, result.open_rows
 
     async def _wait_for_work(self, next_due: float | None) -> None:
         """One interruptible wait: the next due row, a replan tick, freed window room, or
         a lifecycle change, whichever comes first (never a timer per contact)."""
+        if (self.cancelled or self.paused) and workflow.patched("lifecycle-change-during-a-fetch-ends-the-wait"):
+            # Signalled while the fetch was on its way: the loop acts on it now, not after a
+            # wait that only a later change would end (with every send waiting on its row, the
+            # next due time may be an hour off).
+            return
         room = self.request.tuning.send_window - len(self.in_flight)
         waits = [] if next_due is None or room < self.refill_at else [max(next_due, 0.0)]
         if not self.previous_finished:
-            waits.append(max(self._seconds_to_replan(), 0.0))
+            if self.plan_resume is None:
+                waits.append(max(self._seconds_to_replan(), 0.0))
+            elif self._plan_due():
+                return
         if waits and min(waits) <= 0:
             return
         version = self.lifecycle.version
@@ -202,6 +260,9 @@ class CampaignStepWorkflow:
 
         def woken() -> bool:
             room_freed = self.completed_since_fetch >= half or (not self.in_flight and self.completed_since_fetch)
+            if self.count_from_fetch_start and next_due is not None and room < self.refill_at:
+                # Rows are due and the window has come back to a fetch's worth of room.
+                room_freed = room_freed or self.request.tuning.send_window - len(self.in_flight) >= self.refill_at
             return (
                 bool(room_freed)
                 or self.lifecycle.version != version
@@ -229,6 +290,7 @@ class CampaignStepWorkflow:
                 ),
                 task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
                 start_to_close_timeout=timedelta(seconds=tuning.send_timeout_seconds),
+                heartbeat_timeout=tuning.send_heartbeat_timeout,
                 retry_policy=tuning.send_retry_policy(),
                 summary=f"step {self.request.position}: send {self.request.channel.value} {who}"
                 + (" (taken over from the previous run)" if handed_over else ""),
@@ -242,6 +304,57 @@ class CampaignStepWorkflow:
         finally:
             self.in_flight.pop(execution_id, None)
             self.completed_since_fetch += 1
+
+    @property
+    def _batched(self) -> bool:
+        return self.request.tuning.send_batch_size > 1
+
+    def _start_batches(self, execution_ids: list[int], senders: dict[int, int]) -> None:
+        """Rows of one sender together, in slot order, up to `send_batch_size` a batch."""
+        by_sender: dict[int, list[int]] = {}
+        for execution_id in execution_ids:
+            by_sender.setdefault(senders.get(execution_id, 0), []).append(execution_id)
+        size = self.request.tuning.send_batch_size
+        for rows in by_sender.values():
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                task = asyncio.create_task(self._send_batch(batch))
+                for execution_id in batch:
+                    self.in_flight[execution_id] = task
+
+    async def _send_batch(self, execution_ids: list[int]) -> None:
+        """One activity for several messages; each comes back with its own outcome. A batch
+        that gives up as a whole (its worker lost again and again) leaves its rows to the
+        database: each is offered again once its claim or hold runs out."""
+        tuning = self.request.tuning
+        first, last = execution_ids[0], execution_ids[-1]
+        try:
+            result = await workflow.execute_activity_method(
+                SendActivities.send_batch,
+                SendBatchInput(execution_ids=execution_ids, now=workflow.now(), retry=tuning.message_retry()),
+                task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
+                start_to_close_timeout=timedelta(seconds=tuning.send_timeout_seconds * len(execution_ids)),
+                heartbeat_timeout=tuning.send_heartbeat_timeout,
+                retry_policy=tuning.send_retry_policy(),
+                summary=f"step {self.request.position}: send {self.request.channel.value}"
+                f" to {len(execution_ids)} contact(s), executions {first}..{last}",
+            )
+            for item in result.items:
+                if item.execution_id not in self.let_go:
+                    self._count(item.outcome)
+        except ActivityError as error:
+            if not (self.let_go_at_once and is_cancelled_exception(error)):
+                workflow.logger.warning(
+                    "step %s: batch of executions %s..%s gave up (%s); its rows are offered again",
+                    self.request.position,
+                    first,
+                    last,
+                    error.cause or error,
+                )
+        finally:
+            for execution_id in execution_ids:
+                if self.in_flight.pop(execution_id, None) is not None:
+                    self.completed_since_fetch += 1
 
     def _let_go_of_sends(self) -> None:
         """Stop waiting for the sends in flight. Their activities stay scheduled until this
@@ -257,6 +370,7 @@ class CampaignStepWorkflow:
             SendOutcome.DEFERRED: "deferred",
             SendOutcome.RESLOTTED: "reslotted",
             SendOutcome.SKIPPED: "skipped",
+            SendOutcome.FAILED: "failed",
         }.get(outcome)
         if field:
             setattr(self.counters, field, getattr(self.counters, field) + 1)
@@ -292,10 +406,15 @@ class CampaignStepWorkflow:
         pending retries; a retry that runs before that finds its row closed and sends nothing."""
         if self.let_go_at_once:
             self._let_go_of_sends()
-            if self.let_go:
+            # A batch's failed messages wait for their retry on their rows, held by no activity:
+            # they are settled with the rest (docs/decisions/0035).
+            waiting_of_step = None
+            if self.request.tuning.send_batch_size > 1 and workflow.patched("settle-batch-retries-at-cancel"):
+                waiting_of_step = self.request.step_id
+            if self.let_go or waiting_of_step is not None:
                 await workflow.execute_activity_method(
                     SendActivities.settle_cancelled,
-                    SettleInput(execution_ids=sorted(self.let_go), now=workflow.now()),
+                    SettleInput(execution_ids=sorted(self.let_go), now=workflow.now(), waiting_of_step=waiting_of_step),
                     task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
                     start_to_close_timeout=timedelta(minutes=5),
                     # The provider may not know yet (a lagging search): ask again, for a while.
@@ -338,6 +457,8 @@ class CampaignStepWorkflow:
                     "previous_finished": self.previous_finished,
                     "plan_cursor": self.plan_cursor,
                     "last_full_plan": self.last_full_plan,
+                    "plan_resume": self.plan_resume,
+                    "pass_previous_finished": self.pass_previous_finished,
                     "run": self.request.run + 1,
                     "handover": handover,
                 }

@@ -25,14 +25,13 @@ from schemas.enums import CampaignStatus, SkipReason
 from schemas.signals import LifecycleAck
 from starter.client import CampaignControlError, OutboundClient
 from workers.api.auth import api_key_guard
-from workers.api.temporal_link import TemporalSource, TemporalUnavailable
+from workers.api.temporal_link import TemporalSource, client_or_503
 
 
 class CampaignListed(BaseModel):
     id: int
     name: str
     status: str
-    created_at: datetime | None = None
 
 
 class LaunchRequest(BaseModel):
@@ -86,13 +85,7 @@ def campaigns_router(settings: Settings, sessions: SessionFactory, temporal: Tem
     router = APIRouter(prefix="/v1", dependencies=[Depends(api_key_guard(settings, sessions))])
 
     async def control() -> OutboundClient:
-        if temporal is None:
-            raise HTTPException(503, "no Temporal client is configured")
-        try:
-            client = await temporal()
-        except TemporalUnavailable as error:
-            raise HTTPException(503, f"Temporal is unavailable: {error}") from None
-        return OutboundClient(client, settings.task_queue_prefix)
+        return OutboundClient(await client_or_503(temporal), settings.task_queue_prefix, settings.tuning())
 
     def existing(campaign_id: int) -> Campaign:
         with sessions() as session:

@@ -8,32 +8,23 @@ from starlette.concurrency import run_in_threadpool
 
 from db.engine import SessionFactory
 from db.jobs import queue_counts
-from domain.jobs_yaml import load_jobs_file
+from runtime.job_queues import configured_jobs
 from runtime.settings import Settings
 from schemas.jobs import JobView
 from schemas.jobs_api import AddJobRequest, AddJobResponse, QueueStats
-from schemas.jobs_file import JobsFile
 from starter.job_producer import JobError, JobProducer
 from workers.api.auth import api_key_guard
-from workers.api.temporal_link import TemporalSource, TemporalUnavailable
+from workers.api.temporal_link import TemporalSource, client_or_503
 
 _STATUS_OF = {"invalid": 422, "not_found": 404, "conflict": 409}
 
 
 def jobs_router(settings: Settings, sessions: SessionFactory, temporal: TemporalSource | None) -> APIRouter:
     router = APIRouter(prefix="/v1", dependencies=[Depends(api_key_guard(settings, sessions))])
-    jobs: JobsFile | None = load_jobs_file(settings.jobs_file) if settings.jobs_file else None
+    jobs = configured_jobs(settings)
 
     async def producer() -> JobProducer:
-        if jobs is None:
-            raise HTTPException(404, "no job queues are configured on this service (OUTBOUND_JOBS_FILE)")
-        if temporal is None:
-            raise HTTPException(503, "no Temporal client is configured")
-        try:
-            client = await temporal()
-        except TemporalUnavailable as error:
-            raise HTTPException(503, f"Temporal is unavailable: {error}") from None
-        return JobProducer(client, sessions, jobs, settings.task_queue_prefix)
+        return JobProducer(await client_or_503(temporal), sessions, jobs, settings.task_queue_prefix)
 
     @router.post("/jobs", status_code=201, response_model=AddJobResponse)
     async def add_job(body: AddJobRequest, response: Response) -> AddJobResponse:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
+from fastapi import HTTPException
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
 from temporalio.api.workflowservice.v1 import (
@@ -31,6 +32,16 @@ QUEUE_TYPES = {"workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "activity": T
 
 class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached now; the message is safe to show (no credentials)."""
+
+
+async def client_or_503(source: TemporalSource | None) -> Client:
+    """The Temporal client a route needs, or the 503 that says why there is none."""
+    if source is None:
+        raise HTTPException(503, "no Temporal client is configured")
+    try:
+        return await source()
+    except TemporalUnavailable as error:
+        raise HTTPException(503, f"Temporal is unavailable: {error}") from None
 
 
 class DescribeUnsupported(RuntimeError):

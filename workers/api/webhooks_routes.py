@@ -3,7 +3,6 @@ HTTP, with an API key (the same code path as `outbound webhooks`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -23,7 +22,7 @@ from schemas.webhooks_api import (
 )
 from starter.webhook_admin import WebhookAdmin, WebhookError
 from workers.api.auth import api_key_guard
-from workers.api.temporal_link import TemporalSource, TemporalUnavailable
+from workers.api.temporal_link import TemporalSource, client_or_503
 
 _STATUS_OF = {"invalid": 422, "not_found": 404, "conflict": 409}
 
@@ -32,14 +31,7 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
     router = APIRouter(prefix="/v1/webhooks", dependencies=[Depends(api_key_guard(settings, sessions))])
 
     async def admin(*, connected: bool = False) -> WebhookAdmin:
-        client = None
-        if connected:
-            if temporal is None:
-                raise HTTPException(503, "no Temporal client is configured")
-            try:
-                client = await temporal()
-            except TemporalUnavailable as error:
-                raise HTTPException(503, f"Temporal is unavailable: {error}") from None
+        client = await client_or_503(temporal) if connected else None
         return WebhookAdmin(client, sessions, settings)
 
     def refused(error: WebhookError) -> HTTPException:
@@ -51,12 +43,11 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
             added, secret = await (await admin(connected=True)).add(body.url, body.events, body.description)
         except WebhookError as error:
             raise refused(error) from None
-        return AddedEndpoint(endpoint=EndpointOut(**asdict(added)), secret=secret)
+        return AddedEndpoint(endpoint=added, secret=secret)
 
     @router.get("", response_model=list[EndpointOut])
     async def all_endpoints() -> list[EndpointOut]:
-        rows = await run_in_threadpool((await admin()).all)
-        return [EndpointOut(**asdict(row)) for row in rows]
+        return await run_in_threadpool((await admin()).all)
 
     @router.get("/deliveries", response_model=list[DeliveryOut])
     async def deliveries(
@@ -65,10 +56,9 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit is 1 to 1000")
         manager = await admin()
-        rows = await run_in_threadpool(
+        return await run_in_threadpool(
             lambda: manager.deliveries(endpoint_id=endpoint, failed=failed, event_type=event, limit=limit)
         )
-        return [DeliveryOut(**asdict(row)) for row in rows]
 
     @router.post("/replay", status_code=202, response_model=ReplayResult)
     async def replay(body: ReplayRequest) -> ReplayResult:
@@ -85,21 +75,21 @@ def webhooks_router(settings: Settings, sessions: SessionFactory, temporal: Temp
     @router.get("/{endpoint_id}", response_model=EndpointOut)
     async def one(endpoint_id: int) -> EndpointOut:
         try:
-            return EndpointOut(**asdict((await admin()).get(endpoint_id)))
+            return (await admin()).get(endpoint_id)
         except WebhookError as error:
             raise refused(error) from None
 
     @router.post("/{endpoint_id}/disable", response_model=EndpointOut)
     async def disable(endpoint_id: int) -> EndpointOut:
         try:
-            return EndpointOut(**asdict((await admin()).disable(endpoint_id)))
+            return (await admin()).disable(endpoint_id)
         except WebhookError as error:
             raise refused(error) from None
 
     @router.post("/{endpoint_id}/enable", response_model=EndpointOut)
     async def enable(endpoint_id: int) -> EndpointOut:
         try:
-            return EndpointOut(**asdict(await (await admin(connected=True)).enable(endpoint_id)))
+            return await (await admin(connected=True)).enable(endpoint_id)
         except WebhookError as error:
             raise refused(error) from None
 
