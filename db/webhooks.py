@@ -25,6 +25,7 @@ from schemas.events import EndpointData, EventType
 
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 DELIVERIES = cast(Table, WebhookDelivery.__table__)
+ATTEMPTS_TABLE = cast(Table, WebhookAttempt.__table__)
 ENABLED, DISABLED = "enabled", "disabled"
 PENDING, DELIVERING, DELIVERED, FAILED = "pending", "delivering", "delivered", "failed"
 # Svix's schedule: the first attempt at once, then these waits (each ±10 %); eight in all.
@@ -270,38 +271,75 @@ class Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """One delivery attempt's outcome, as it is recorded."""
+
+    item: Outgoing
+    answer: Answer
+    at: datetime
+
+
 def record_answer(
     session: Session, endpoint_id: int, claim_token: str, item: Outgoing, answer: Answer, now: datetime
 ) -> str:
-    """The attempt, and where it leaves the delivery: delivered, pending until its next
-    time (the schedule's, or a longer `Retry-After`), or failed; the delivery's status.
-    A delivery replayed while this attempt was in flight is no longer this claim's: the
-    attempt is recorded, and the replay stays pending to be sent again."""
-    attempt = item.attempts + 1
+    """One attempt recorded (see `record_answers`); the delivery's status."""
+    return record_answers(session, endpoint_id, claim_token, [Answered(item, answer, now)])[0]
+
+
+def record_answers(session: Session, endpoint_id: int, claim_token: str, answered: Sequence[Answered]) -> list[str]:
+    """The attempts, and where each leaves its delivery: delivered, pending until its next
+    time (the schedule's, or a longer `Retry-After`), or failed; each delivery's status.
+    A delivery replayed while its attempt was in flight is no longer this claim's: the
+    attempt is recorded, and the replay stays pending to be sent again.
+
+    The attempts of a run of posts are recorded together (one insert, one commit) because a
+    commit per event was most of what delivering cost; a worker that dies before they are
+    recorded posts them again under the same `webhook-id`, which receivers deduplicate."""
+    if not answered:
+        return []
     session.execute(
-        insert(WebhookAttempt).values(
-            delivery_id=item.delivery_id,
-            attempt=attempt,
-            attempted_at=now,
-            status_code=answer.status_code,
-            latency_ms=answer.latency_ms,
-            error=answer.error[:500] if answer.error else None,
-        )
+        insert(ATTEMPTS_TABLE),
+        [
+            {
+                "delivery_id": one.item.delivery_id,
+                "attempt": one.item.attempts + 1,
+                "attempted_at": one.at,
+                "status_code": one.answer.status_code,
+                "latency_ms": one.answer.latency_ms,
+                "error": one.answer.error[:500] if one.answer.error else None,
+            }
+            for one in answered
+        ],
     )
+    delivered = [position for position, one in enumerate(answered) if one.answer.delivered]
+    if delivered:  # the endpoint answers: it is not failing (any more)
+        session.execute(
+            update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id, ENDPOINTS.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )  # fmt: skip
+    failing_after = answered[delivered[-1] + 1 :] if delivered else answered
+    if failing_after:  # failing since the first failure no delivery followed
+        session.execute(
+            update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id, ENDPOINTS.c.failing_since.is_(None))
+            .values(failing_since=failing_after[0].at)
+        )  # fmt: skip
+    return [_settle(session, claim_token, one) for one in answered]
+
+
+def _settle(session: Session, claim_token: str, one: Answered) -> str:
+    attempt = one.item.attempts + 1
+    answer = one.answer
     values: dict[str, Any] = {
         "attempts": attempt,
         "last_status_code": answer.status_code,
         "claim_token": None,
         "last_error": answer.error[:500] if answer.error else None,
-        "updated_at": now,
+        "updated_at": one.at,
     }
     if answer.delivered:
         status = DELIVERED
-        values |= {"status": status, "delivered_at": now}
-        session.execute(
-            update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id, ENDPOINTS.c.failing_since.is_not(None))
-            .values(failing_since=None)
-        )  # fmt: skip
+        values |= {"status": status, "delivered_at": one.at}
     elif attempt >= ATTEMPTS:
         status = FAILED
         values |= {"status": status}
@@ -310,15 +348,10 @@ def record_answer(
         wait = RETRY_WAITS[attempt - 1] * random.uniform(0.9, 1.1)  # jitter
         if answer.retry_after is not None:
             wait = max(wait, min(answer.retry_after, LONGEST_RETRY_AFTER))
-        values |= {"status": status, "next_attempt_at": now + wait}
-    if not answer.delivered:
-        session.execute(
-            update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id, ENDPOINTS.c.failing_since.is_(None))
-            .values(failing_since=now)
-        )  # fmt: skip
+        values |= {"status": status, "next_attempt_at": one.at + wait}
     still_ours = session.execute(
         update(DELIVERIES)
-        .where(DELIVERIES.c.id == item.delivery_id, DELIVERIES.c.claim_token == claim_token)
+        .where(DELIVERIES.c.id == one.item.delivery_id, DELIVERIES.c.claim_token == claim_token)
         .values(**values)
     )
     return status if changed_rows(still_ours) else PENDING

@@ -22,12 +22,14 @@ from db.events import record_event
 from db.models import WebhookAttempt, WebhookDelivery
 from db.webhooks import (
     ATTEMPTS,
+    DELIVERED,
     FAILED,
     PENDING,
     RETRY_WAITS,
     Answer,
     add_endpoint,
     claim_deliveries,
+    failing_since,
     outgoing,
     record_answer,
     take_on_events,
@@ -139,3 +141,47 @@ def test_a_delivery_that_never_gets_through_is_tried_on_the_schedule_and_fails_a
     with unit_of_work(db.sessions) as session:
         after = claim_deliveries(session, endpoint_id, 10, "claim-after", now + timedelta(days=30), LEASE)
     assert (after.delivery_ids, after.next_due_at) == ([], None), "a failed delivery is never tried again"
+
+
+@pytest.mark.parametrize(
+    ("answers", "failing_from"),
+    [
+        pytest.param([204, 204, 503, 204, 503, 500], 4, id="failing since the first failure after the last delivery"),
+        pytest.param([503, 204, 204], None, id="a delivery after a failure: not failing"),
+        pytest.param([500, 503], 0, id="failing since the first"),
+    ],
+)
+async def test_a_batch_records_every_attempt_and_when_the_endpoint_began_failing(
+    db: Database, answers: list[int], failing_from: int | None
+) -> None:
+    """Deliveries are recorded together (one commit for a run of them), with the same
+    outcome per event, and the endpoint's failing time as if recorded one by one."""
+    endpoint_id = an_endpoint_with_one_event(db, PRIVATE_URL)
+    with unit_of_work(db.sessions) as session:
+        for _ in answers[1:]:
+            data = CampaignData(campaign_id=1, name="Spring", status="PAUSED", at=NOW)
+            record_event(session, EventType.CAMPAIGN_PAUSED, data, NOW)
+        assert take_on_events(session, endpoint_id, NOW) == len(answers)
+    replies = iter(answers)
+    acts = WebhookActivities(
+        db.sessions,
+        KEY,
+        WebhookSettings(allow_private=True),
+        httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(next(replies)))),
+    )
+    env = ActivityEnvironment()
+    claim = ClaimWebhooksInput(endpoint_id=endpoint_id, limit=10, claim_token="c", now=NOW)
+    claimed = await env.run(acts.claim_webhooks, claim)
+    request = DeliverWebhooksInput(endpoint_id=endpoint_id, delivery_ids=claimed.delivery_ids, claim_token="c", now=NOW)
+    result = env.run(acts.deliver_webhooks, request)
+
+    delivered = sum(200 <= code < 300 for code in answers)
+    assert (result.delivered, result.retrying, result.failed) == (delivered, len(answers) - delivered, 0)
+    assert [row.status_code for row in attempts(db)] == answers
+    assert [row.status for row in deliveries(db)] == [DELIVERED if code < 300 else PENDING for code in answers]
+    with db.sessions() as session:
+        since = failing_since(session, endpoint_id)
+    if failing_from is None:
+        assert since is None
+    else:
+        assert since == attempts(db)[failing_from].attempted_at
