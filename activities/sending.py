@@ -50,7 +50,15 @@ from domain.compliance import with_footer
 from domain.templates import TemplateRenderError, contact_context, render_template
 from providers.base import DeliveryUnknown, FailureKind, OutgoingMessage, Provider, ProviderError, SentReceipt
 from runtime.settings import MailboxPauseSettings
-from schemas.activity_io import BatchItem, SendBatchInput, SendBatchResult, SendInput, SendResult, SettleInput
+from schemas.activity_io import (
+    BatchItem,
+    SendBatchInput,
+    SendBatchResult,
+    SendInput,
+    SendResult,
+    SettleInput,
+    SettleResult,
+)
 from schemas.campaign_file import CampaignFile
 from schemas.enums import CampaignStatus, Channel, ExecutionStatus, SendOutcome
 from schemas.events import ContactRef, MessageData
@@ -59,7 +67,7 @@ from schemas.workflow_io import SendRetry
 # A retry held back by a pause comes this long after its end, so clocks that disagree by
 # milliseconds (the server's attempt time, the worker's) cannot make it meet the pause again.
 PAUSE_MARGIN = timedelta(seconds=1)
-SETTLE_PAGE = 1000  # waiting messages settled per attempt of `settle_cancelled`
+SETTLE_PAGE = 1000  # waiting messages settled per call of `settle_cancelled` (a page)
 
 
 def effective_now(workflow_now: datetime) -> datetime:
@@ -247,7 +255,7 @@ class SendActivities:
         return _record_sent(db, context, receipt, now)
 
     @activity.defn
-    def settle_cancelled(self, request: SettleInput) -> None:
+    def settle_cancelled(self, request: SettleInput) -> SettleResult | None:
         """After a cancel, close the rows of the sends the step let go of (waiting in retry
         backoff, or never started): SENT if the provider has the message, CANCELLED if it
         provably does not. A row an attempt is sending right now (it holds the row) is looked
@@ -290,12 +298,6 @@ class SendActivities:
                     _mark_receipt(db, context, receipt, now)
                 else:
                     cancel_sending(db, execution_id, now)
-        if len(waiting) == SETTLE_PAGE:
-            raise ApplicationError(
-                f"{SETTLE_PAGE} cancelled message(s) waiting for their retry settled; settling the rest",
-                type="MoreToSettle",
-                next_retry_delay=timedelta(seconds=1),
-            )
         if busy:
             raise ApplicationError(
                 f"{len(busy)} cancelled execution(s) still have an attempt running; looking again after it",
@@ -308,6 +310,7 @@ class SendActivities:
                 f" (first: {unknown[0]}); asking again",
                 type="DeliveryUnknown",
             )
+        return SettleResult(more_waiting=len(waiting) == SETTLE_PAGE)
 
     def _provider(self, context: SendContext) -> Provider:
         """Providers are registered by name, or by `name:channel` when one provider name

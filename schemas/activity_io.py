@@ -189,6 +189,13 @@ class SettleInput(BaseModel):
     waiting_of_step: int | None = None
 
 
+class SettleResult(BaseModel):
+    """A full page of the step's waiting messages was settled: there may be more, which
+    the workflow settles with another call (each page with its own retries)."""
+
+    more_waiting: bool = False
+
+
 class ContactsJobInput(BaseModel):
     campaign_id: int
     now: datetime

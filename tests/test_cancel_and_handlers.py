@@ -7,12 +7,15 @@ import asyncio
 import json
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
+from activities import sending
 from db.models import Campaign, DeadLetter, StepExecution
 from providers.outbox import OutboxProvider
 from runtime.settings import OutboxFaults
@@ -79,6 +82,34 @@ async def test_cancel_while_sends_wait_to_retry_settles_them_as_cancelled_never_
 
     assert progress.lifecycle.state is CampaignStatus.CANCELLED
     assert statuses(outbound, campaign) == {"CANCELLED": 8}, "cancelled sends end CANCELLED, never FAILED or SENDING"
+    assert dead_letters(outbound) == []
+    assert outbound.files("email") == []
+
+
+@pytest.mark.parametrize("send_batch_size", [20])
+async def test_a_cancel_settles_every_page_of_messages_waiting_in_the_table_for_their_retry(
+    outbound: Outbound, workflow_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's failed messages wait for their retry on their rows; a cancel settles them a
+    page per call, however many pages there are (more than one call's retries would cover)."""
+    monkeypatch.setattr(sending, "SETTLE_PAGE", 1)
+    outbound.faults = OutboxFaults(transient_failures=1000)
+    contacts = 20  # one batch; twenty pages of one: more than the ten attempts one call gets
+    campaign = seed(outbound.sessions, campaign_spec([EMAIL_STEP]), {"A": people("a", contacts)})
+    async with outbound.worker():
+        handle = await outbound.launch(campaign, tuning=SLOW_RETRIES)
+        for _ in range(120):  # the planner spaces one sender's sends: let them come due
+            if statuses(outbound, campaign).get("SENDING") == contacts:
+                break
+            await workflow_env.sleep(timedelta(minutes=1))
+        assert statuses(outbound, campaign) == {"SENDING": contacts}, "every send waiting to retry"
+        await handle.signal(CANCEL, CancelSignal(reason="test"))
+        progress = await handle.result()
+        step = await outbound.step_handle(campaign, 1).describe()
+        assert step.status == WorkflowExecutionStatus.COMPLETED, "the step wound down with the campaign"
+
+    assert progress.lifecycle.state is CampaignStatus.CANCELLED
+    assert statuses(outbound, campaign) == {"CANCELLED": contacts}
     assert dead_letters(outbound) == []
     assert outbound.files("email") == []
 

@@ -411,8 +411,9 @@ class CampaignStepWorkflow:
             waiting_of_step = None
             if self.request.tuning.send_batch_size > 1 and workflow.patched("settle-batch-retries-at-cancel"):
                 waiting_of_step = self.request.step_id
-            if self.let_go or waiting_of_step is not None:
-                await workflow.execute_activity_method(
+            more_waiting = bool(self.let_go) or waiting_of_step is not None
+            while more_waiting:  # a page of the waiting messages per call, each with its retries
+                settled = await workflow.execute_activity_method(
                     SendActivities.settle_cancelled,
                     SettleInput(execution_ids=sorted(self.let_go), now=workflow.now(), waiting_of_step=waiting_of_step),
                     task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
@@ -425,6 +426,7 @@ class CampaignStepWorkflow:
                     ),
                     summary=f"settle {len(self.let_go)} cancelled send(s) of step {self.request.position}",
                 )
+                more_waiting = settled is not None and settled.more_waiting  # None: a result from before pages
             return
         # Histories from before the patch: a grace period, then a cancel that did not wait.
         deadline = workflow.now() + timedelta(seconds=self.request.tuning.cancel_grace_seconds)
