@@ -5,6 +5,7 @@ and suppresses one; 404 for an unknown campaign, 401 without a key."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -74,6 +75,10 @@ async def test_an_app_runs_a_campaign_over_http(outbound: Outbound, api: httpx.A
     assert "totals" in status
     report = await api.get(f"/v1/campaigns/{campaign}/report")
     assert report.status_code == 200
+    # The cancel is acknowledged once committed; the run then winds down and closes.
+    closing = outbound.client.get_workflow_handle(launched.json()["workflow_id"])
+    progress = await asyncio.wait_for(closing.result(), 60)
+    assert progress["lifecycle"]["state"] == "CANCELLED"
 
 
 async def test_unknown_things_and_missing_keys_get_clear_answers(api: httpx.AsyncClient) -> None:
