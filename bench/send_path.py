@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from activities.campaign import CampaignActivities
+from activities.message_links import MessageLinks
 from activities.sending import SendActivities
 from bench.database import fresh_database, seed
 from db.engine import make_engine, make_session_factory, unit_of_work
@@ -56,7 +57,9 @@ def main() -> None:
             ).one()
             plan_step(session, step_id, now)
             ids = list(session.scalars(select(StepExecution.id).where(StepExecution.step_id == step_id)))
-        sender = SendActivities(sessions, {"outbox": OutboxProvider(Path(scratch) / "outbox")})
+        # Every email carries a signed unsubscribe link, so the bench needs a key of its own.
+        links = MessageLinks("http://localhost:8080", os.urandom(32), 90)
+        sender = SendActivities(sessions, {"outbox": OutboxProvider(Path(scratch) / "outbox")}, links)
         profiler = cProfile.Profile() if args.profile else None
         cpu, wall, times = time.process_time(), time.perf_counter(), os.times()
         if profiler:
