@@ -186,9 +186,7 @@ class JobProducer:
         """The job's row says cancelled or failed before its workflow's last task has run; a
         start meanwhile would join that closing run (the id's conflict policy) and the job
         would not run again. So the retry waits for the run to close (bounded)."""
-        handle = self.client.get_workflow_handle(job_workflow_id(job.queue, job.job_key, self.prefix))
-        with contextlib.suppress(Exception):  # a failed or cancelled run has closed too
-            await asyncio.wait_for(handle.result(), timeout)
+        await job_runs_closed(self.client, [(job.queue, job.job_key)], self.prefix, timeout)
 
     def get(self, reference: str) -> JobView:
         return self.lookup(self.sessions, reference)
@@ -278,3 +276,14 @@ def _remaining_delay(job: JobView) -> float:
     if job.status is not JobStatus.DELAYED or job.run_after is None:
         return 0.0
     return max((job.run_after - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+async def job_runs_closed(client: Client, jobs: Iterable[tuple[str, str]], prefix: str, timeout: float) -> None:
+    """Until the workflows of these (queue, job id) pairs have closed, or `timeout` seconds.
+    A job's row says how it ended before its workflow's last task has run: whoever acts
+    on that ending (a retry starting the id again, a worker about to stop) waits for the
+    run to close. Best effort: a run that failed or was cancelled has closed too."""
+    handles = [client.get_workflow_handle(job_workflow_id(queue, key, prefix)) for queue, key in jobs]
+    with contextlib.suppress(Exception):
+        closing = asyncio.gather(*(handle.result() for handle in handles), return_exceptions=True)
+        await asyncio.wait_for(closing, timeout)

@@ -141,14 +141,11 @@ async def jobs_closed(outbound: Outbound, timeout: float = 30) -> None:
     from sqlalchemy import select
 
     from db.models import Job
-    from runtime.names import job_workflow_id
+    from starter.job_producer import job_runs_closed
 
     with outbound.sessions() as session:
-        jobs = list(session.execute(select(Job.queue, Job.job_key)))
-    for queue, key in jobs:
-        handle = outbound.client.get_workflow_handle(job_workflow_id(queue, key, outbound.prefix))
-        with contextlib.suppress(Exception):  # a failed or cancelled job is closed too
-            await asyncio.wait_for(handle.result(), timeout=timeout)
+        jobs = [(queue, key) for queue, key in session.execute(select(Job.queue, Job.job_key))]
+    await job_runs_closed(outbound.client, jobs, outbound.prefix, timeout)
 
 
 @asynccontextmanager

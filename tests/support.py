@@ -24,13 +24,13 @@ from db.engine import SessionFactory, unit_of_work
 from db.models import Contact, Job, Sender, StepExecution
 from domain.contacts_csv import ContactRecord
 from providers.base import Provider
-from runtime.names import job_workflow_id
 from runtime.secrets import new_secret_key
 from runtime.settings import OutboxFaults, Settings
 from schemas.campaign_file import CampaignFile
 from schemas.jobs import JobStatus
 from schemas.workflow_io import Tuning
 from starter.client import OutboundClient
+from starter.job_producer import job_runs_closed
 from workers.worker import build_workers
 
 EMAIL_SENDER = "sales@outbound.example"
@@ -158,9 +158,7 @@ class Outbound:
         with contextlib.suppress(Exception):  # never hides the test's own failure
             with self.sessions() as session:
                 finished = session.execute(select(Job.queue, Job.job_key).where(Job.status.in_(FINISHED_JOBS))).all()
-            handles = [self.client.get_workflow_handle(job_workflow_id(q, key, self.prefix)) for q, key in finished]
-            closing = asyncio.gather(*(handle.result() for handle in handles), return_exceptions=True)
-            await asyncio.wait_for(closing, timeout)
+            await job_runs_closed(self.client, [(queue, key) for queue, key in finished], self.prefix, timeout)
 
     @asynccontextmanager
     async def second_client(self) -> AsyncIterator[Outbound]:

@@ -226,3 +226,23 @@ def test_every_header_value_folds_exactly_as_compat32_would() -> None:
     for value in values:
         for name in ("Subject", "List-Unsubscribe"):
             assert _POLICY.fold_binary(name, value) == reference.fold_binary(name, value), (name, value)
+
+
+def test_the_parts_boundary_follows_the_message_and_never_occurs_in_its_text() -> None:
+    first, again = build_email(message(), date=DATE), build_email(message(), date=DATE)
+    boundary = first.get_boundary()
+    assert boundary
+    assert boundary == again.get_boundary(), "the same message, the same boundary"
+    assert build_email(message(key="<outbound.7.43@sales.example>")).get_boundary() != boundary
+    assert serialise(first) == serialise(again)
+
+    # A body that holds the boundary it would get is given another one, and still parses
+    # back into the two alternatives exactly as written.
+    body = f"Hi Jane,\n--{boundary}\nnot a part\n"
+    colliding = build_email(message(body=body), date=DATE)
+    parsed = reparse(colliding)
+    assert parsed.get_boundary() not in (None, boundary)
+    plain = parsed.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert plain.get_content().replace("\r\n", "\n") == body
+    assert len(list(parsed.iter_parts())) == 2
