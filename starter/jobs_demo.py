@@ -5,8 +5,9 @@ Starts a Temporal dev server (unless one answers), the example feature service
 that completes, one the service is too busy for twice (retried with backoff), one it
 refuses (failed, dead-lettered) — and a bulk job of twenty items, and shows them until
 they are done. Then lead intelligence: five addresses verified by the built-in
-`verify-email` queue against a local DNS server (`examples/local_dns.py`), and three written
-replies read for their intent (by the rules, or by the model `OUTBOUND_AI__MODEL` names).
+`verify-email` queue against a local DNS server (`examples/local_dns.py`), and four written
+replies read for their intent by the model `OUTBOUND_AI__MODEL` names, or else by a local
+stand-in for one (`examples/local_model.py`), with the rules deciding when its answer is unusable.
 Ctrl-C or SIGTERM stops everything it started.
 """
 
@@ -35,11 +36,12 @@ from domain.jobs_yaml import load_jobs_file
 from domain.reply_intent import new_text
 from examples.feature_service import create_app
 from examples.local_dns import LocalDns
+from examples.local_model import Answer, LocalModel
 from runtime.ai import ReplyClassifier
 from runtime.job_queues import queue_secret
 from runtime.names import job_queue
 from runtime.search_attributes import register_search_attributes
-from runtime.settings import Settings
+from runtime.settings import AiSettings, Settings
 from runtime.temporal import connect
 from starter.contact_jobs import enqueue_verification
 from starter.devserver import free_port, port_open, start_dev_server, stop
@@ -133,7 +135,16 @@ DEMO_REPLIES = [
     "Sounds interesting - could you send me pricing?\n\nOn Mon, Sam wrote:\n> Hi Jane",
     "I'm out of the office until 2027-01-05 with limited access to email.",
     "Not the right person, please reach out to maria@acme.example who runs ops.",
+    "Can we schedule a call on Thursday?",
 ]
+# What the stand-in answers each reply (by a phrase of it), as a model following
+# prompts/classify_reply.md would; the last is a model ignoring JSON mode.
+STAND_IN_ANSWERS: dict[str, Answer] = {
+    "pricing": {"intent": "interested", "referral": None, "return_date": None},
+    "out of the office": {"intent": "out_of_office", "referral": None, "return_date": "2027-01-05"},
+    "maria@acme.example": {"intent": "referral", "referral": {"name": "Maria", "email": "maria@acme.example"}},
+    "schedule a call": "Sounds like they want a meeting!",
+}
 
 
 async def _verification(client: Any, sessions: Any, settings: Settings, console: Console, run: str) -> bool:
@@ -166,15 +177,28 @@ async def _verification(client: Any, sessions: Any, settings: Settings, console:
 
 
 def _replies(settings: Settings, console: Console) -> None:
-    classifier = ReplyClassifier(settings.ai)
+    """The demo's replies read by the model `OUTBOUND_AI__MODEL` names, else by a local
+    stand-in for one (`examples/local_model.py`), which answers the last reply with text that
+    is not JSON: the rules decide that one, as they do whenever a model fails."""
+    if settings.ai.model is not None:
+        _classify_replies(ReplyClassifier(settings.ai), console)
+        return
+    with LocalModel(STAND_IN_ANSWERS) as model:
+        console.print(f"Reading {len(DEMO_REPLIES)} replies with a stand-in for a model (examples/local_model.py) ...")
+        _classify_replies(ReplyClassifier(AiSettings(model=model.model, base_url=model.base_url, retries=0)), console)
+    console.print(
+        "The stand-in answers from a script and its last answer was not JSON, so the rules decided that reply;"
+        " set OUTBOUND_AI__MODEL (and __BASE_URL, __API_KEY) to ask a real model."
+    )
+
+
+def _classify_replies(classifier: ReplyClassifier, console: Console) -> None:
     table = Table("Reply (new text)", "Intent", "Details", "Decided by")
     for reply in DEMO_REPLIES:
         verdict = classifier.classify(reply)
         details = verdict.model_dump(mode="json", include={"referral", "return_date"}, exclude_none=True)
         table.add_row(new_text(reply)[:60], verdict.intent.value, str(details or ""), verdict.source)
     console.print(table)
-    if settings.ai.model is None:
-        console.print("Replies were read by the rules; set OUTBOUND_AI__MODEL (and __BASE_URL) to ask a model.")
 
 
 class _FeatureService:
