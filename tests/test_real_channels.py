@@ -35,7 +35,7 @@ from starter.client import OutboundClient
 from tests.conftest import Database
 from tests.fakes.gmail_fake import SENDING_LIMIT, FakeGmail
 from tests.fakes.twilio_fake import TwilioFake
-from tests.support import EMAIL_SENDER, PHONE_SENDER, Outbound, campaign_spec, people, seed
+from tests.support import EMAIL_SENDER, PHONE_SENDER, Outbound, campaign_spec, closed_result, people, seed
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -246,7 +246,7 @@ async def test_the_mailbox_sync_stops_a_contact_who_replied_and_suppresses_a_har
         # server and stop it from skipping time for later tests.
         with unit_of_work(outbound.sessions) as session:
             disable_sender(session, mailbox_id(outbound), "test over")
-        stopped = await outbound.client.get_workflow_handle(sync, result_type=SyncMailboxResult).result()
+        stopped = await closed_result(outbound.client.get_workflow_handle(sync, result_type=SyncMailboxResult))
 
     assert progress.lifecycle.state is CampaignStatus.COMPLETED
     assert stopped.state is MailboxState.DISABLED
