@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -274,10 +274,21 @@ async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     (folder / f"{name}.json").write_text(json.dumps(record, indent=1))
 
 
+async def start_of_a_day(workflow_env: WorkflowEnvironment) -> date:
+    """Moves the test server's clock to five minutes past its next midnight (UTC, the test
+    senders' time zone) and returns that day. The shared server's clock is wherever earlier
+    tests left it, so a test that counts a mailbox's day (its daily limit, its next day)
+    starts here rather than perhaps minutes before that day ends."""
+    now = (await workflow_env.get_current_time()).astimezone(UTC)
+    day = now.date() + timedelta(days=1)
+    await workflow_env.sleep(datetime.combine(day, time(0, 5), tzinfo=UTC) - now)
+    return day
+
+
 async def email_quota_used_today(outbound: Outbound, workflow_env: WorkflowEnvironment, used: int) -> date:
     """As if other campaigns already sent `used` emails from the mailbox today (the test
-    server's day, which is what the quota claim compares with); returns that day."""
-    today = (await workflow_env.get_current_time()).astimezone(UTC).date()
+    server's day, which is what the quota claim compares with, just begun); returns that day."""
+    today = await start_of_a_day(workflow_env)
     with unit_of_work(outbound.sessions) as session:
         session.execute(update(Sender).where(Sender.channel == "email").values(sends_today=used, quota_day=today))
     return today

@@ -20,7 +20,7 @@ from runtime.names import campaign_queue
 from schemas.enums import CampaignStatus, ExecutionStatus
 from schemas.maintenance_io import FollowUpInput, FollowUpResult
 from tests.conftest import Database
-from tests.support import EMAIL_STEP, Outbound, campaign_spec, people, seed
+from tests.support import EMAIL_STEP, Outbound, campaign_spec, people, seed, start_of_a_day
 from workflows.maintenance import FollowUpWorkflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -137,6 +137,7 @@ async def test_a_missing_step_workflow_is_restarted_and_sends_the_late_contacts_
     campaign = seed(outbound.sessions, spec, {"A": people("a", 3)}, daily_limit=2)
     with unit_of_work(outbound.sessions) as session:  # only the mailbox is short of quota
         session.execute(update(Sender).where(Sender.channel != "email").values(daily_limit=100))
+    await start_of_a_day(workflow_env)  # the mailbox's day must not end in the hour below
     async with outbound.worker():
         handle = await outbound.launch(campaign)
         # Two emails go out, the third waits for the mailbox's next day; the SMS step sends

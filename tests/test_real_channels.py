@@ -35,7 +35,16 @@ from starter.client import OutboundClient
 from tests.conftest import Database
 from tests.fakes.gmail_fake import SENDING_LIMIT, FakeGmail
 from tests.fakes.twilio_fake import TwilioFake
-from tests.support import EMAIL_SENDER, PHONE_SENDER, Outbound, campaign_spec, closed_result, people, seed
+from tests.support import (
+    EMAIL_SENDER,
+    PHONE_SENDER,
+    Outbound,
+    campaign_spec,
+    closed_result,
+    people,
+    seed,
+    start_of_a_day,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -313,7 +322,7 @@ async def test_gmails_daily_sending_limit_defers_the_mailboxs_sends_to_its_next_
     campaign = seed(outbound.sessions, campaign_spec([FIRST_EMAIL]), {"A": people("a", 2)})
     connect_mailbox(outbound, gmail)
     gmail.fail_next("send", SENDING_LIMIT)  # Gmail: "User-rate limit exceeded ... (Mail sending)"
-    launched_on = (await workflow_env.get_current_time()).date()
+    launched_on = await start_of_a_day(workflow_env)
 
     async with outbound.worker():
         progress = await (await outbound.launch(campaign)).result()
