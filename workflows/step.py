@@ -411,11 +411,14 @@ class CampaignStepWorkflow:
             waiting_of_step = None
             if self.request.tuning.send_batch_size > 1 and workflow.patched("settle-batch-retries-at-cancel"):
                 waiting_of_step = self.request.step_id
-            more_waiting = bool(self.let_go) or waiting_of_step is not None
-            while more_waiting:  # a page of the waiting messages per call, each with its retries
+            # The sends let go of are settled by the first call; each call after it settles the
+            # next page of the messages waiting on their rows, each page with its own retries.
+            let_go = sorted(self.let_go)
+            more_waiting = bool(let_go) or waiting_of_step is not None
+            while more_waiting:
                 settled = await workflow.execute_activity_method(
                     SendActivities.settle_cancelled,
-                    SettleInput(execution_ids=sorted(self.let_go), now=workflow.now(), waiting_of_step=waiting_of_step),
+                    SettleInput(execution_ids=let_go, now=workflow.now(), waiting_of_step=waiting_of_step),
                     task_queue=channel_queue(self.request.channel, self.request.task_queue_prefix),
                     start_to_close_timeout=timedelta(minutes=5),
                     # The provider may not know yet (a lagging search): ask again, for a while.
@@ -424,9 +427,11 @@ class CampaignStepWorkflow:
                         maximum_interval=timedelta(minutes=5),
                         maximum_attempts=10,
                     ),
-                    summary=f"settle {len(self.let_go)} cancelled send(s) of step {self.request.position}",
+                    summary=f"settle {len(let_go)} cancelled send(s) of step {self.request.position}"
+                    + (" and a page of those waiting to retry" if waiting_of_step is not None else ""),
                 )
                 more_waiting = settled is not None and settled.more_waiting  # None: a result from before pages
+                let_go = []
             return
         # Histories from before the patch: a grace period, then a cancel that did not wait.
         deadline = workflow.now() + timedelta(seconds=self.request.tuning.cancel_grace_seconds)
