@@ -9,18 +9,20 @@ other name is NXDOMAIN. Built on dnspython's wire format, UDP on 127.0.0.1.
 from __future__ import annotations
 
 import socketserver
-import threading
-from types import TracebackType
 
 import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from examples.served_in_a_thread import ServedInAThread
+
 TTL = 300
 
 
-class LocalDns:
+class LocalDns(ServedInAThread):
+    _thread_name = "local-dns"
+
     def __init__(self, zones: dict[str, str]) -> None:
         self.zones = {name.lower(): kind for name, kind in zones.items()}
         self.queries = 0
@@ -54,13 +56,3 @@ class LocalDns:
         soa = f"ns.{name}. hostmaster.{name}. 1 3600 600 86400 {TTL}"  # bounds how long "nothing" is cached
         response.authority.append(dns.rrset.from_text(question.name, TTL, "IN", "SOA", soa))
         return response
-
-    def __enter__(self) -> LocalDns:
-        threading.Thread(target=self._server.serve_forever, name="local-dns", daemon=True).start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()

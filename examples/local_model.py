@@ -13,16 +13,18 @@ answer, so the usage a caller records is not zero. It decides nothing: a real mo
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from examples.served_in_a_thread import ServedInAThread
 
 MODEL = "local-stand-in"
 Answer = dict[str, Any] | str
 
 
-class LocalModel:
+class LocalModel(ServedInAThread):
+    _thread_name = "local-model"
+
     def __init__(self, script: dict[str, Answer], model: str = MODEL) -> None:
         self.script = script
         self.model = model
@@ -76,16 +78,6 @@ class LocalModel:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
-
-    def __enter__(self) -> LocalModel:
-        threading.Thread(target=self._server.serve_forever, name="local-model", daemon=True).start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _problems(request: Any, model: str) -> list[str]:
